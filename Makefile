@@ -1,0 +1,119 @@
+# petrel — an OCI runtime that runs every container in its own KVM microVM.
+#
+#   make deps     install the Debian packages the build, guest and tests need
+#   make          build build/bin/* and the guest artifacts in build/guest/
+#   make check    host unit tests, then the testbed suites against real guests
+#   make demo     boot a guest with petrel-vmm inside the testbed
+#   make lint     clang-format check, cppcheck, clang-tidy
+#   make fuzz     run the libFuzzer targets for longer (FUZZ_SECONDS=300)
+#   make bench    boot-time and memory benchmarks, written to docs/performance.md
+
+BUILD    ?= build
+CC       ?= cc
+CLANG    ?= clang
+PREFIX   ?= /usr/local
+VERSION  := 0.1.0
+
+PKGS     := libseccomp yajl libcap libnl-3.0 libnl-route-3.0
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lfdt -lpthread -lutil
+
+WARN     := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral -Wmissing-prototypes -Wstrict-prototypes
+CFLAGS   ?= -O2 -g
+ALL_CFLAGS := -std=gnu11 $(WARN) -D_GNU_SOURCE -DPETREL_VERSION=\"$(VERSION)\" \
+	-fno-strict-aliasing -fstack-protector-strong -D_FORTIFY_SOURCE=2 -I. $(PKG_CFLAGS) $(CFLAGS)
+LDFLAGS  ?=
+
+# Library sources: everything but the programs' main files.
+COMMON_SRCS  := $(wildcard common/*.c)
+VMM_SRCS     := $(filter-out vmm/main.c,$(shell find vmm -name '*.c' 2>/dev/null | sort))
+OCI_SRCS     := $(wildcard oci/*.c)
+NET_SRCS     := $(filter-out netsetup/main.c,$(wildcard netsetup/*.c))
+RUNTIME_SRCS := $(filter-out runtime/main.c,$(wildcard runtime/*.c))
+LIB_SRCS     := $(COMMON_SRCS) $(VMM_SRCS) $(OCI_SRCS) $(NET_SRCS) $(RUNTIME_SRCS)
+LIB_OBJS     := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+LIB          := $(BUILD)/libpetrel.a
+
+PROGS        := $(BUILD)/bin/petrel-vmm
+ifneq ($(wildcard runtime/main.c),)
+PROGS        += $(BUILD)/bin/petrel
+endif
+
+UNIT_SRCS    := $(wildcard tests/unit/test_*.c)
+UNIT_BINS    := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+FUZZ_SRCS    := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS    := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+
+GUEST        := $(BUILD)/guest
+
+.PHONY: all progs guest deps check check-unit check-testbed demo lint format fuzz bench install clean distclean
+all: progs guest
+
+progs: $(PROGS) $(UNIT_BINS)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+
+$(LIB): $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/bin/petrel-vmm: $(BUILD)/obj/vmm/main.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/bin/petrel: $(BUILD)/obj/runtime/main.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+# libFuzzer targets link the library sources themselves, built with clang and ASan.
+FUZZ_CFLAGS := -std=gnu11 -g -O1 -D_GNU_SOURCE -DPETREL_VERSION=\"$(VERSION)\" -I. $(PKG_CFLAGS) \
+	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRCS)
+	@mkdir -p $(dir $@)
+	$(CLANG) $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRCS) $(PKG_LIBS)
+
+guest:
+	@guest/build.sh $(GUEST)
+
+deps:
+	@tests/deps.sh
+
+check: progs
+	@tests/check
+
+check-unit: progs
+	@tests/check --unit-only
+
+demo: all
+	@tests/demo
+
+lint:
+	@tests/lint
+
+format:
+	@git ls-files '*.c' '*.h' | xargs clang-format -i
+
+fuzz: $(FUZZ_BINS)
+	@for f in $(FUZZ_BINS); do echo "== $$f"; mkdir -p $(BUILD)/fuzz/corpus-$$(basename $$f); \
+		$$f -max_total_time=$${FUZZ_SECONDS:-300} $(BUILD)/fuzz/corpus-$$(basename $$f) || exit 1; done
+
+fuzz-bins: $(FUZZ_BINS)
+
+bench: all
+	@bench/run
+
+install: progs
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 0755 $(PROGS) $(DESTDIR)$(PREFIX)/bin/
+	for m in docs/man/*.1; do [ -f "$$m" ] && install -m 0644 $$m $(DESTDIR)$(PREFIX)/share/man/man1/; done; true
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
