@@ -84,7 +84,7 @@ guest:
 deps:
 	@tests/deps.sh
 
-check: progs
+check: all
 	@tests/check
 
 check-unit: progs

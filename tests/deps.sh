@@ -1,0 +1,29 @@
+#!/bin/bash
+# make deps: install every Debian package that the build, the guest artifacts
+# and the tests need, then prepare the testbed's kernel. Idempotent; quiet
+# when everything is already there.
+set -euo pipefail
+pkgs=(
+	# build
+	build-essential pkg-config libseccomp-dev libfdt-dev libyajl-dev libcap-dev
+	libnl-3-dev libnl-route-3-dev
+	# lint and fuzz
+	clang clang-format clang-tidy cppcheck
+	# guest kernel and initramfs
+	linux-source-6.1 bc bison flex libelf-dev libssl-dev xz-utils cpio busybox-static e2fsprogs kmod
+	# testbed and peers
+	qemu-system-x86 qemu-utils iproute2 socat procps python3
+)
+missing=()
+for p in "${pkgs[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	echo "deps: installing ${missing[*]}"
+	[ "$(id -u)" = 0 ] || { echo "deps: run as root (apt-get install needs it)" >&2; exit 1; }
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# The testbed's outer kernel comes from Debian's linux-image package (downloaded, not installed).
+"$(dirname "$0")/testbed/setup" >/dev/null

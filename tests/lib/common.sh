@@ -1,0 +1,36 @@
+# Sourced by every testbed test. A test is a bash script: exit 0 passes,
+# exit 77 skips (the reason is the last line it printed), anything else fails.
+set -euo pipefail
+PROJ=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+BUILD=${BUILD:-$PROJ/build}
+BIN=$BUILD/bin
+GUEST=$BUILD/guest
+KERNEL=$GUEST/bzImage
+VMLINUX=$GUEST/vmlinux
+TEST_INITRD=$GUEST/test-initramfs.cpio.gz
+# Sockets cannot live on 9p: keep a per-test scratch dir on tmpfs.
+T=$(mktemp -d /tmp/petrel-test.XXXXXX)
+_cleanups=()
+on_exit() { _cleanups+=("$1"); }
+_run_cleanups() {
+	local i
+	for ((i = ${#_cleanups[@]} - 1; i >= 0; i--)); do eval "${_cleanups[$i]}" || true; done
+	rm -rf "$T"
+}
+trap _run_cleanups EXIT
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+skip() { echo "$*"; exit 77; }
+need_kvm() { [ -c /dev/kvm ] || skip "no /dev/kvm here (run through tests/testbed/run)"; }
+need_cmd() { command -v "$1" >/dev/null || skip "$1 is not installed (run 'make deps')"; }
+
+# b64 'shell script' -> the value for petrel.script=
+b64() { printf '%s\n' "$1" | base64 -w0; }
+
+assert_contains() { # FILE PATTERN [what]
+	grep -qF -- "$2" "$1" || { echo "--- $1:"; tail -n 30 "$1"; fail "${3:-$1} does not contain '$2'"; }
+}
+assert_not_contains() {
+	! grep -qF -- "$2" "$1" || { echo "--- $1:"; tail -n 30 "$1"; fail "${3:-$1} contains '$2'"; }
+}
+assert_eq() { [ "$1" = "$2" ] || fail "${3:-value} is '$1', expected '$2'"; }
