@@ -37,14 +37,27 @@ int perr_wrap(struct perr *err, const char *fmt, ...)
 {
 	if (!err)
 		return -1;
-	char prefix[PERR_MSG_MAX];
 	char old[PERR_MSG_MAX];
+	memcpy(old, err->msg, sizeof(old));
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(prefix, sizeof(prefix), fmt, ap);
+	int n = vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
 	va_end(ap);
-	memcpy(old, err->msg, sizeof(old));
-	snprintf(err->msg, sizeof(err->msg), "%s: %s", prefix, old);
+	if (n < 0)
+		n = 0;
+	/* Append ": old", truncating the old message if the whole does not fit. */
+	size_t off = (size_t)n < sizeof(err->msg) ? (size_t)n : sizeof(err->msg) - 1;
+	const char sep[] = ": ";
+	size_t room = sizeof(err->msg) - 1 - off;
+	size_t sep_len = room < 2 ? room : 2;
+	memcpy(err->msg + off, sep, sep_len);
+	off += sep_len;
+	room -= sep_len;
+	size_t old_len = strnlen(old, sizeof(old) - 1);
+	if (old_len > room)
+		old_len = room;
+	memcpy(err->msg + off, old, old_len);
+	err->msg[off + old_len] = '\0';
 	return err->code;
 }
 

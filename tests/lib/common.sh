@@ -8,8 +8,10 @@ GUEST=$BUILD/guest
 KERNEL=$GUEST/bzImage
 VMLINUX=$GUEST/vmlinux
 TEST_INITRD=$GUEST/test-initramfs.cpio.gz
-# Sockets cannot live on 9p: keep a per-test scratch dir on tmpfs.
-T=$(mktemp -d /tmp/petrel-test.XXXXXX)
+# Sockets cannot live on 9p, and O_DIRECT needs a real file system: inside the
+# testbed the per-test scratch dir is on its ext4 scratch disk.
+if [ -d /scratch/tmp ]; then TMPDIR=/scratch/tmp; export TMPDIR; fi
+T=$(mktemp -d "${TMPDIR:-/tmp}/petrel-test.XXXXXX")
 _cleanups=()
 on_exit() { _cleanups+=("$1"); }
 _run_cleanups() {
@@ -34,3 +36,20 @@ assert_not_contains() {
 	! grep -qF -- "$2" "$1" || { echo "--- $1:"; tail -n 30 "$1"; fail "${3:-$1} contains '$2'"; }
 }
 assert_eq() { [ "$1" = "$2" ] || fail "${3:-value} is '$1', expected '$2'"; }
+
+VMM=$BIN/petrel-vmm
+# The kernel command line every petrel-vmm test guest gets (plus its script).
+GUEST_APPEND="console=ttyS0 reboot=k panic=-1"
+need_vmm() { [ -x "$VMM" ] || fail "$VMM is not built (run make)"; }
+
+# vmm_run_script SCRIPT [petrel-vmm args...]: boots the test initramfs with SCRIPT
+# as its test, serial on stdio, console saved in $T/console; returns the VMM's status.
+vmm_run_script() {
+	local script=$1
+	shift
+	timeout 180 "$VMM" -machine microvm -m 256 -smp 1 -kernel "$KERNEL" -initrd "$TEST_INITRD" \
+		-append "$GUEST_APPEND petrel.script=$(b64 "$script")" -serial stdio "$@" \
+		</dev/null >"$T/console" 2>"$T/stderr"
+}
+# Pattern found on the console, else fail showing the console.
+assert_console() { assert_contains "$T/console" "$1" "the guest console"; }

@@ -9,6 +9,7 @@
 #ifndef PETREL_UNIT_H
 #define PETREL_UNIT_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -39,14 +40,13 @@ extern unsigned unit_ntests;
 	}                                                                                          \
 	static void name(void)
 
+void unit_fail_at(const char *file, int line, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void unit_skip_because(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 #define UNIT_FAIL(...)                                                                             \
 	do {                                                                                       \
-		unit_current.failed = true;                                                        \
-		int unit_off_ = snprintf(unit_current.why, sizeof(unit_current.why), "%s:%d: ",    \
-					 __FILE__, __LINE__);                                      \
-		if (unit_off_ > 0 && (size_t)unit_off_ < sizeof(unit_current.why))                \
-			snprintf(unit_current.why + unit_off_,                                     \
-				 sizeof(unit_current.why) - (size_t)unit_off_, __VA_ARGS__);       \
+		unit_fail_at(__FILE__, __LINE__, __VA_ARGS__);                                     \
 		return;                                                                            \
 	} while (0)
 
@@ -81,8 +81,7 @@ extern unsigned unit_ntests;
 
 #define UNIT_SKIP(...)                                                                             \
 	do {                                                                                       \
-		unit_current.skipped = true;                                                       \
-		snprintf(unit_current.why, sizeof(unit_current.why), __VA_ARGS__);                \
+		unit_skip_because(__VA_ARGS__);                                                    \
 		return;                                                                            \
 	} while (0)
 
@@ -93,6 +92,26 @@ int unit_run_all(const char *suite);
 	struct unit_state unit_current;                                                            \
 	struct unit_test unit_tests[UNIT_MAX_TESTS];                                               \
 	unsigned unit_ntests;                                                                      \
+	void unit_fail_at(const char *file, int line, const char *fmt, ...)                        \
+	{                                                                                          \
+		unit_current.failed = true;                                                        \
+		int off = snprintf(unit_current.why, sizeof(unit_current.why), "%s:%d: ", file,    \
+				   line);                                                          \
+		if (off < 0 || (size_t)off >= sizeof(unit_current.why))                            \
+			return;                                                                    \
+		va_list ap;                                                                        \
+		va_start(ap, fmt);                                                                 \
+		vsnprintf(unit_current.why + off, sizeof(unit_current.why) - (size_t)off, fmt, ap); \
+		va_end(ap);                                                                        \
+	}                                                                                          \
+	void unit_skip_because(const char *fmt, ...)                                               \
+	{                                                                                          \
+		unit_current.skipped = true;                                                       \
+		va_list ap;                                                                        \
+		va_start(ap, fmt);                                                                 \
+		vsnprintf(unit_current.why, sizeof(unit_current.why), fmt, ap);                    \
+		va_end(ap);                                                                        \
+	}                                                                                          \
 	int unit_run_all(const char *s)                                                            \
 	{                                                                                          \
 		unsigned failed = 0;                                                               \

@@ -1,0 +1,39 @@
+#!/bin/bash
+# Bad command lines: non-zero exit, exactly one line "petrel-vmm: <option>: ...",
+# and nothing left behind (no QMP socket, no pidfile, no log file).
+. "$(dirname "$0")/../lib/common.sh"
+need_vmm
+cd "$T"
+check_bad() { # expected-substring args...
+	local want=$1
+	shift
+	rm -f out err
+	if "$VMM" "$@" -qmp unix:"$T/q.sock",server,nowait -D "$T/vmm.log" >out 2>err </dev/null; then
+		fail "petrel-vmm $* succeeded"
+	fi
+	[ "$(wc -l <err)" = 1 ] || { cat err; fail "petrel-vmm $* printed $(wc -l <err) lines on stderr, expected 1"; }
+	grep -q "^petrel-vmm: .*$want" err || fail "petrel-vmm $*: stderr is '$(cat err)', expected '$want'"
+	for f in q.sock vmm.log pid; do
+		[ ! -e "$T/$f" ] || fail "petrel-vmm $* left $T/$f behind"
+	done
+}
+k=(-kernel "$KERNEL")
+check_bad "-smp: " "${k[@]}" -smp 255
+check_bad "-smp: " "${k[@]}" -smp 0
+check_bad "-m: " "${k[@]}" -m 128M
+check_bad "-m: " "${k[@]}" -m 513G
+check_bad "-name: " "${k[@]}" -name "$(printf 'x%.0s' $(seq 256))"
+check_bad "-machine: " "${k[@]}" -machine type=pc-q99
+check_bad "-drive: " "${k[@]}" -drive id=d0
+check_bad "-device: " "${k[@]}" -device virtio-blk-device,drive=missing
+check_bad "-pidfile: " "${k[@]}" -pidfile "$T/pid"
+check_bad "-nosuch: " "${k[@]}" -nosuch
+check_bad "-kernel: " -kernel "$T/no-such-kernel"
+check_bad "-drive: " "${k[@]}" -drive id=d0,file="$T/no-such-disk" -device virtio-blk-device,drive=d0
+# A disk beyond the limit of 6.
+args=("${k[@]}")
+for i in 0 1 2 3 4 5 6; do
+	truncate -s 1M "$T/d$i"
+	args+=(-drive "id=d$i,file=$T/d$i" -device "virtio-blk-device,drive=d$i")
+done
+check_bad "-device: " "${args[@]}"
