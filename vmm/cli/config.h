@@ -12,21 +12,25 @@
 
 #include "../../common/error.h"
 
-#define VMM_ID_MAX 64
-#define VMM_NAME_MAX 255
+#define VMM_ID_MAX	64
+#define VMM_NAME_MAX	255
 #define VMM_CMDLINE_MAX 2048 /* x86 COMMAND_LINE_SIZE */
-#define VMM_MIN_CPUS 1
-#define VMM_MAX_CPUS 254
-#define VMM_MIN_MEM (256ull << 20)
-#define VMM_MAX_MEM (512ull << 30)
+/* The user part of the command line (-append). The rest of VMM_CMDLINE_MAX is
+ * kept for what the VMM appends: up to VMM_MICROVM_MAX_MMIO entries like
+ * " virtio_mmio.device=512@0xd0000000:5" (about 40 bytes each) and the NUL. */
+#define VMM_APPEND_MAX 1536
+#define VMM_MIN_CPUS   1
+#define VMM_MAX_CPUS   254
+#define VMM_MIN_MEM    (256ull << 20)
+#define VMM_MAX_MEM    (512ull << 30)
 
 /* Per-VM limits of the seed document for MicroVm on x86. */
 #define VMM_MICROVM_MAX_DISKS 6
-#define VMM_MICROVM_MAX_NICS 2
-#define VMM_MICROVM_MAX_MMIO 11
-#define VMM_MAX_DRIVES 16
-#define VMM_MAX_CHARDEVS 8
-#define VMM_MAX_IOTHREADS 8
+#define VMM_MICROVM_MAX_NICS  2
+#define VMM_MICROVM_MAX_MMIO  11
+#define VMM_MAX_DRIVES	      16
+#define VMM_MAX_CHARDEVS      8
+#define VMM_MAX_IOTHREADS     8
 
 enum vmm_machine_type {
 	VMM_MACHINE_MICROVM,
@@ -50,16 +54,16 @@ struct vmm_chardev {
 struct vmm_drive {
 	char id[VMM_ID_MAX];
 	char file[PATH_MAX];
-	bool readonly;
-	bool direct;
+	bool readonly;	     /* default false */
+	bool direct;	     /* O_DIRECT; default true, as in StratoVirt */
 	uint64_t iops_total; /* 0: unlimited */
 };
 
 struct vmm_blk_device {
-	char id[VMM_ID_MAX];
-	char drive[VMM_ID_MAX]; /* id of a struct vmm_drive */
-	char serial[21];	/* VIRTIO_BLK_ID_BYTES + NUL */
-	char iothread[VMM_ID_MAX];
+	char id[VMM_ID_MAX];	   /* default: the drive's id; unique among devices */
+	char drive[VMM_ID_MAX];	   /* id of a struct vmm_drive */
+	char serial[21];	   /* VIRTIO_BLK_ID_BYTES + NUL */
+	char iothread[VMM_ID_MAX]; /* always "" until -object iothread exists */
 };
 
 enum vmm_serial_kind {
@@ -88,7 +92,7 @@ struct vmm_config {
 	uint64_t mem_bytes; /* default 256 MiB */
 
 	char kernel[PATH_MAX];
-	char initrd[PATH_MAX];		    /* "" when none */
+	char initrd[PATH_MAX];		  /* "" when none */
 	char append[VMM_CMDLINE_MAX + 1]; /* user part of the kernel command line */
 
 	struct vmm_drive drives[VMM_MAX_DRIVES];
