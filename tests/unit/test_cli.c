@@ -400,7 +400,15 @@ UNIT_TEST(test_machine_options)
 	ASSERT_ERR(PARSE_K("-machine", "microvm,accel=tcg"),
 		   "-machine: accel=tcg is not supported; allowed: kvm");
 	ASSERT_ERR(PARSE_K("-machine", "microvm,usb=off"),
-		   "-machine: unknown key 'usb'; allowed: type, dump-guest-core, mem-share, accel");
+		   "-machine: unknown key 'usb'; allowed: type, dump-guest-core, mem-share, acpi, accel");
+}
+
+UNIT_TEST(test_machine_acpi_defaults_off_and_can_be_enabled)
+{
+	ASSERT_OK(PARSE_K("-machine", "microvm"));
+	UNIT_ASSERT(!cfg.acpi);
+	ASSERT_OK(PARSE_K("-machine", "microvm,acpi=on"));
+	UNIT_ASSERT(cfg.acpi);
 }
 
 /* ---- -append ---- */

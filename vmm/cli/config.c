@@ -67,6 +67,7 @@ static const struct cli_key machine_keys[] = {
      CLI_SETS(struct vmm_config, machine)},
     {"dump-guest-core", CLI_BOOL, CLI_SETS(struct vmm_config, dump_guest_core)},
     {"mem-share", CLI_BOOL, CLI_SETS(struct vmm_config, mem_share)},
+    {"acpi", CLI_BOOL, CLI_SETS(struct vmm_config, acpi)},
     {"accel", CLI_CHOICE, .choices = machine_accels},
 };
 

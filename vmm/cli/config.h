@@ -87,6 +87,10 @@ struct vmm_config {
 	enum vmm_machine_type machine;
 	bool dump_guest_core; /* default true */
 	bool mem_share;	      /* default false */
+	/* ACPI tables (MADT, DSDT with the virtio-mmio devices, HW-reduced FADT
+	 * for poweroff) instead of virtio_mmio.device= parameters and the MP
+	 * table alone; for distribution kernels. Default off. */
+	bool acpi;
 
 	unsigned cpus;	    /* default 1 */
 	uint64_t mem_bytes; /* default 256 MiB */
