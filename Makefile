@@ -35,6 +35,7 @@ LIB_OBJS     := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 LIB          := $(BUILD)/libpetrel.a
 
 PROGS        := $(BUILD)/bin/petrel-vmm
+PROGS        += $(BUILD)/bin/petrel-netsetup
 ifneq ($(wildcard runtime/main.c),)
 PROGS        += $(BUILD)/bin/petrel
 endif
@@ -60,6 +61,10 @@ $(LIB): $(LIB_OBJS)
 	rm -f $@ && ar rcs $@ $^
 
 $(BUILD)/bin/petrel-vmm: $(BUILD)/obj/vmm/main.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/bin/petrel-netsetup: $(BUILD)/obj/netsetup/main.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 

@@ -8,7 +8,7 @@ pkgs=(
 	build-essential pkg-config libseccomp-dev libfdt-dev libyajl-dev libcap-dev
 	libnl-3-dev libnl-route-3-dev
 	# lint and fuzz
-	clang clang-format clang-tidy cppcheck
+	clang clang-format clang-tidy cppcheck acpica-tools
 	# guest kernel and initramfs
 	linux-source-6.1 bc bison flex libelf-dev libssl-dev xz-utils cpio busybox-static e2fsprogs kmod
 	# testbed and peers
