@@ -144,7 +144,7 @@ static int fixture_setup_drive(struct vmm_drive *drive, const char *serial, stru
 	if (fake_guest_init(&fx.g, RAM_SIZE) < 0)
 		return -1;
 	bus_init(&fx.bus);
-	struct vmm_blk_device dev = { 0 };
+	struct vmm_blk_device dev = {0};
 	snprintf(dev.id, sizeof(dev.id), "disk0");
 	snprintf(dev.drive, sizeof(dev.drive), "%s", drive->id);
 	snprintf(dev.serial, sizeof(dev.serial), "%s", serial);
@@ -153,13 +153,13 @@ static int fixture_setup_drive(struct vmm_drive *drive, const char *serial, stru
 	if (ret < 0)
 		return ret;
 	struct virtio_mmio_host host = {
-		.mem = &fx.g.mem,
-		.mmio_bus = &fx.bus,
-		.vm_fd = -1,
-		.base = BASE,
-		.gsi = 5,
-		.irq_raise = test_irq,
-		.irq_opaque = &fx,
+	    .mem = &fx.g.mem,
+	    .mmio_bus = &fx.bus,
+	    .vm_fd = -1,
+	    .base = BASE,
+	    .gsi = 5,
+	    .irq_raise = test_irq,
+	    .irq_opaque = &fx,
 	};
 	ret = virtio_mmio_attach(&host, vdev, &fx.t, err);
 	if (ret < 0)
@@ -170,7 +170,7 @@ static int fixture_setup_drive(struct vmm_drive *drive, const char *serial, stru
 
 static struct vmm_drive test_drive(void)
 {
-	struct vmm_drive d = { 0 };
+	struct vmm_drive d = {0};
 	snprintf(d.id, sizeof(d.id), "rootfs");
 	snprintf(d.file, sizeof(d.file), "%s", fx.path);
 	return d;
@@ -183,7 +183,7 @@ static int fixture_setup(bool readonly, bool direct)
 	struct vmm_drive d = test_drive();
 	d.readonly = readonly;
 	d.direct = direct;
-	struct perr err = { 0 };
+	struct perr err = {0};
 	return fixture_setup_drive(&d, "SERIAL-0123", &err);
 }
 
@@ -209,7 +209,7 @@ struct req {
  * returns the status byte the device wrote (or -1 when it completed nothing). */
 static int submit(const struct req *r, uint32_t *used_len)
 {
-	uint8_t hdr[16] = { 0 };
+	uint8_t hdr[16] = {0};
 	memcpy(hdr, &r->type, 4);
 	memcpy(hdr + 8, &r->sector, 8);
 	memcpy(fake_ptr(&fx.g, HDR), hdr, 16);
@@ -245,11 +245,11 @@ UNIT_TEST(test_blk_reports_capacity_and_features)
 	UNIT_ASSERT_EQ(rd(0x008), 2); /* VIRTIO_ID_BLOCK */
 	UNIT_ASSERT_EQ(rd(0x100), SECTORS);
 	UNIT_ASSERT_EQ(rd(0x104), 0);
-	UNIT_ASSERT_EQ(rd(0x114), 512); /* blk_size */
-	UNIT_ASSERT_EQ(rd(0x10c), 254);		  /* seg_max: queue size 256 - 2 */
-	UNIT_ASSERT(fx.offered & (1u << 9));	  /* FLUSH */
-	UNIT_ASSERT(fx.offered & (1u << 2));	  /* SEG_MAX */
-	UNIT_ASSERT(fx.offered & (1u << 6));	  /* BLK_SIZE */
+	UNIT_ASSERT_EQ(rd(0x114), 512);	     /* blk_size */
+	UNIT_ASSERT_EQ(rd(0x10c), 254);	     /* seg_max: queue size 256 - 2 */
+	UNIT_ASSERT(fx.offered & (1u << 9)); /* FLUSH */
+	UNIT_ASSERT(fx.offered & (1u << 2)); /* SEG_MAX */
+	UNIT_ASSERT(fx.offered & (1u << 6)); /* BLK_SIZE */
 	UNIT_ASSERT(!(fx.offered & (1u << F_RO)));
 	UNIT_ASSERT_EQ(rd(0x070), 15);
 	fixture_teardown();
@@ -259,7 +259,7 @@ UNIT_TEST(test_blk_read_returns_image_bytes)
 {
 	UNIT_ASSERT_EQ(fixture_setup(false, false), 0);
 	uint32_t len = 0;
-	struct req r = { .type = T_IN, .sector = 3, .data = DATA, .data_len = 4096, .split = 512 };
+	struct req r = {.type = T_IN, .sector = 3, .data = DATA, .data_len = 4096, .split = 512};
 	UNIT_ASSERT_EQ(submit(&r, &len), S_OK);
 	UNIT_ASSERT_EQ(len, 4096 + 1);
 	uint8_t want[4096];
@@ -276,16 +276,16 @@ UNIT_TEST(test_blk_write_then_read_round_trip)
 	for (unsigned i = 0; i < 8192; i++)
 		buf[i] = (uint8_t)(i ^ 0x5a);
 	uint32_t len = 0;
-	struct req w = { .type = T_OUT, .sector = SECTORS - 16, .data = DATA, .data_len = 8192,
-			 .split = 1000 };
+	struct req w = {
+	    .type = T_OUT, .sector = SECTORS - 16, .data = DATA, .data_len = 8192, .split = 1000};
 	UNIT_ASSERT_EQ(submit(&w, &len), S_OK);
 	UNIT_ASSERT_EQ(len, 1);
 	uint8_t on_disk[8192];
 	UNIT_ASSERT_EQ(read_image((SECTORS - 16) * 512ull, on_disk, sizeof(on_disk)), 0);
 	UNIT_ASSERT(memcmp(on_disk, buf, sizeof(on_disk)) == 0);
 
-	struct req r = { .type = T_IN, .sector = SECTORS - 16, .data = DATA + 0x10000,
-			 .data_len = 8192 };
+	struct req r = {
+	    .type = T_IN, .sector = SECTORS - 16, .data = DATA + 0x10000, .data_len = 8192};
 	UNIT_ASSERT_EQ(submit(&r, &len), S_OK);
 	UNIT_ASSERT(memcmp(fake_ptr(&fx.g, DATA + 0x10000), buf, 8192) == 0);
 	fixture_teardown();
@@ -294,7 +294,7 @@ UNIT_TEST(test_blk_write_then_read_round_trip)
 UNIT_TEST(test_blk_flush_succeeds)
 {
 	UNIT_ASSERT_EQ(fixture_setup(false, false), 0);
-	struct req r = { .type = T_FLUSH };
+	struct req r = {.type = T_FLUSH};
 	uint32_t len = 0;
 	UNIT_ASSERT_EQ(submit(&r, &len), S_OK);
 	UNIT_ASSERT_EQ(len, 1);
@@ -305,11 +305,11 @@ UNIT_TEST(test_blk_get_id_returns_serial)
 {
 	UNIT_ASSERT_EQ(fixture_setup(false, false), 0);
 	memset(fake_ptr(&fx.g, DATA), 'x', 20);
-	struct req r = { .type = T_GET_ID, .data = DATA, .data_len = 20 };
+	struct req r = {.type = T_GET_ID, .data = DATA, .data_len = 20};
 	uint32_t len = 0;
 	UNIT_ASSERT_EQ(submit(&r, &len), S_OK);
 	UNIT_ASSERT_EQ(len, 21);
-	char id[21] = { 0 };
+	char id[21] = {0};
 	memcpy(id, fake_ptr(&fx.g, DATA), 20);
 	UNIT_ASSERT_STREQ(id, "SERIAL-0123");
 	/* NUL-padded to 20 bytes. */
@@ -322,13 +322,13 @@ UNIT_TEST(test_blk_readonly_rejects_writes)
 	UNIT_ASSERT_EQ(fixture_setup(true, false), 0);
 	UNIT_ASSERT(fx.offered & (1u << F_RO));
 	memset(fake_ptr(&fx.g, DATA), 0xaa, 512);
-	struct req w = { .type = T_OUT, .sector = 0, .data = DATA, .data_len = 512 };
+	struct req w = {.type = T_OUT, .sector = 0, .data = DATA, .data_len = 512};
 	UNIT_ASSERT_EQ(submit(&w, NULL), S_IOERR);
 	uint8_t on_disk[512];
 	UNIT_ASSERT_EQ(read_image(0, on_disk, sizeof(on_disk)), 0);
 	UNIT_ASSERT_EQ(on_disk[1], 7);
 	/* Reads still work. */
-	struct req r = { .type = T_IN, .sector = 0, .data = DATA, .data_len = 512 };
+	struct req r = {.type = T_IN, .sector = 0, .data = DATA, .data_len = 512};
 	UNIT_ASSERT_EQ(submit(&r, NULL), S_OK);
 	UNIT_ASSERT_EQ(((uint8_t *)fake_ptr(&fx.g, DATA))[1], 7);
 	fixture_teardown();
@@ -337,7 +337,7 @@ UNIT_TEST(test_blk_readonly_rejects_writes)
 UNIT_TEST(test_blk_out_of_range_sector_is_ioerr)
 {
 	UNIT_ASSERT_EQ(fixture_setup(false, false), 0);
-	struct req r = { .type = T_IN, .sector = SECTORS, .data = DATA, .data_len = 512 };
+	struct req r = {.type = T_IN, .sector = SECTORS, .data = DATA, .data_len = 512};
 	UNIT_ASSERT_EQ(submit(&r, NULL), S_IOERR);
 	r.sector = SECTORS - 1;
 	r.data_len = 1024; /* runs one sector past the end */
@@ -345,7 +345,7 @@ UNIT_TEST(test_blk_out_of_range_sector_is_ioerr)
 	r.sector = UINT64_MAX; /* sector * 512 overflows */
 	r.data_len = 512;
 	UNIT_ASSERT_EQ(submit(&r, NULL), S_IOERR);
-	struct req w = { .type = T_OUT, .sector = SECTORS, .data = DATA, .data_len = 512 };
+	struct req w = {.type = T_OUT, .sector = SECTORS, .data = DATA, .data_len = 512};
 	UNIT_ASSERT_EQ(submit(&w, NULL), S_IOERR);
 	/* The last sector itself is fine. */
 	r.sector = SECTORS - 1;
@@ -360,7 +360,7 @@ UNIT_TEST(test_blk_out_of_range_sector_is_ioerr)
 UNIT_TEST(test_blk_unknown_type_is_unsupp)
 {
 	UNIT_ASSERT_EQ(fixture_setup(false, false), 0);
-	struct req r = { .type = 11 /* DISCARD, not offered */ };
+	struct req r = {.type = 11 /* DISCARD, not offered */};
 	UNIT_ASSERT_EQ(submit(&r, NULL), S_UNSUPP);
 	r.type = 0x7fffffff;
 	UNIT_ASSERT_EQ(submit(&r, NULL), S_UNSUPP);
@@ -392,33 +392,34 @@ UNIT_TEST(test_blk_survives_malformed_requests)
 	UNIT_ASSERT_EQ(*(uint8_t *)fake_ptr(&fx.g, STATUS), S_IOERR);
 	/* The device is still healthy. */
 	UNIT_ASSERT_EQ(rd(0x070) & 64, 0);
-	struct req r = { .type = T_IN, .sector = 0, .data = DATA, .data_len = 512 };
+	struct req r = {.type = T_IN, .sector = 0, .data = DATA, .data_len = 512};
 	UNIT_ASSERT_EQ(submit(&r, NULL), S_OK);
 	fixture_teardown();
 }
 
 UNIT_TEST(test_blk_missing_image_error_names_drive)
 {
-	struct vmm_drive d = { 0 };
+	struct vmm_drive d = {0};
 	snprintf(d.id, sizeof(d.id), "rootfs");
 	snprintf(d.file, sizeof(d.file), "/nonexistent/x.img");
-	struct vmm_blk_device dev = { 0 };
+	struct vmm_blk_device dev = {0};
 	snprintf(dev.drive, sizeof(dev.drive), "rootfs");
 	struct virtio_dev *vdev = NULL;
-	struct perr err = { 0 };
+	struct perr err = {0};
 	UNIT_ASSERT_EQ(virtio_blk_create(&d, &dev, &vdev, &err), -ENOENT);
-	UNIT_ASSERT_STREQ(err.msg, "drive rootfs: open /nonexistent/x.img: No such file or directory");
+	UNIT_ASSERT_STREQ(err.msg,
+			  "drive rootfs: open /nonexistent/x.img: No such file or directory");
 }
 
 UNIT_TEST(test_blk_rejects_directory_image)
 {
-	struct vmm_drive d = { 0 };
+	struct vmm_drive d = {0};
 	snprintf(d.id, sizeof(d.id), "data");
 	snprintf(d.file, sizeof(d.file), "/tmp");
 	d.readonly = true;
-	struct vmm_blk_device dev = { 0 };
+	struct vmm_blk_device dev = {0};
 	struct virtio_dev *vdev = NULL;
-	struct perr err = { 0 };
+	struct perr err = {0};
 	UNIT_ASSERT_EQ(virtio_blk_create(&d, &dev, &vdev, &err), -EINVAL);
 	UNIT_ASSERT_CONTAINS(err.msg, "drive data: /tmp is not a regular file or a block device");
 }
@@ -429,7 +430,7 @@ static void check_direct_unaligned(const char *image)
 		UNIT_FAIL("cannot write the image %s", image ? image : "in /tmp");
 	struct vmm_drive d = test_drive();
 	d.direct = true;
-	struct perr err = { 0 };
+	struct perr err = {0};
 	int ret = fixture_setup_drive(&d, "", &err);
 	if (ret == -EINVAL && strstr(err.msg, "O_DIRECT")) {
 		fixture_teardown();
@@ -441,8 +442,8 @@ static void check_direct_unaligned(const char *image)
 	uint8_t *buf = fake_ptr(&fx.g, DATA + 3);
 	for (unsigned i = 0; i < 3072; i++)
 		buf[i] = (uint8_t)(i * 13 + 1);
-	struct req w = { .type = T_OUT, .sector = 9, .data = DATA + 3, .data_len = 3072,
-			 .split = 1001 };
+	struct req w = {
+	    .type = T_OUT, .sector = 9, .data = DATA + 3, .data_len = 3072, .split = 1001};
 	UNIT_ASSERT_EQ(submit(&w, NULL), S_OK);
 	uint8_t on_disk[4096 * 3];
 	UNIT_ASSERT_EQ(read_image(0, on_disk, sizeof(on_disk)), 0);
@@ -451,12 +452,12 @@ static void check_direct_unaligned(const char *image)
 	UNIT_ASSERT_EQ(on_disk[9 * 512 - 1], (uint8_t)((9 * 512 - 1) * 7));
 	UNIT_ASSERT_EQ(on_disk[9 * 512 + 3072], (uint8_t)((9 * 512 + 3072) * 7));
 
-	struct req r = { .type = T_IN, .sector = 9, .data = DATA + 0x10001, .data_len = 3072,
-			 .split = 513 };
+	struct req r = {
+	    .type = T_IN, .sector = 9, .data = DATA + 0x10001, .data_len = 3072, .split = 513};
 	UNIT_ASSERT_EQ(submit(&r, NULL), S_OK);
 	UNIT_ASSERT(memcmp(fake_ptr(&fx.g, DATA + 0x10001), buf, 3072) == 0);
 	/* Aligned buffers take the direct path. */
-	struct req a = { .type = T_IN, .sector = 8, .data = DATA + 0x20000, .data_len = 8192 };
+	struct req a = {.type = T_IN, .sector = 8, .data = DATA + 0x20000, .data_len = 8192};
 	UNIT_ASSERT_EQ(submit(&a, NULL), S_OK);
 	UNIT_ASSERT(memcmp(fake_ptr(&fx.g, DATA + 0x20000), on_disk + 8 * 512, 512) == 0);
 	fixture_teardown();
@@ -484,7 +485,7 @@ UNIT_TEST(test_blk_throttle_limits_iops)
 		UNIT_FAIL("cannot create the image");
 	struct vmm_drive d = test_drive();
 	d.iops_total = 3;
-	struct perr err = { 0 };
+	struct perr err = {0};
 	UNIT_ASSERT_EQ(fixture_setup_drive(&d, "", &err), 0);
 	/* Five requests at once: the bucket starts with one second's worth (3). */
 	for (unsigned i = 0; i < 5; i++) {
@@ -497,7 +498,7 @@ UNIT_TEST(test_blk_throttle_limits_iops)
 	wr(0x050, 0);
 	UNIT_ASSERT_EQ(fake_used_idx(&fx.vr), 3);
 	/* Without a loop, the next notification retries; after ~0.4 s one more token. */
-	struct timespec ts = { 0, 400 * 1000 * 1000 };
+	struct timespec ts = {0, 400 * 1000 * 1000};
 	nanosleep(&ts, NULL);
 	wr(0x050, 0);
 	UNIT_ASSERT_EQ(fake_used_idx(&fx.vr), 4);

@@ -117,18 +117,18 @@ static void test_destroy(struct virtio_dev *dev)
 }
 
 static const struct virtio_dev_ops test_ops = {
-	.name = "virtio-test",
-	.device_id = 42,
-	.num_queues = 2,
-	.max_queue_size = QMAX,
-	.get_features = test_get_features,
-	.config_read = test_config_read,
-	.config_write = test_config_write,
-	.config_size = test_config_size,
-	.activate = test_activate,
-	.queue_notify = test_queue_notify,
-	.reset = test_reset,
-	.destroy = test_destroy,
+    .name = "virtio-test",
+    .device_id = 42,
+    .num_queues = 2,
+    .max_queue_size = QMAX,
+    .get_features = test_get_features,
+    .config_read = test_config_read,
+    .config_write = test_config_write,
+    .config_size = test_config_size,
+    .activate = test_activate,
+    .queue_notify = test_queue_notify,
+    .reset = test_reset,
+    .destroy = test_destroy,
 };
 
 struct fixture {
@@ -166,16 +166,16 @@ static int fixture_setup_loop(struct eventloop *loop)
 	fx.dev->destroyed = &fx.destroyed;
 	snprintf(fx.dev->vdev.id, sizeof(fx.dev->vdev.id), "virtio-test t0");
 	struct virtio_mmio_host host = {
-		.mem = &fx.g.mem,
-		.mmio_bus = &fx.bus,
-		.loop = loop,
-		.vm_fd = -1,
-		.base = BASE,
-		.gsi = 5,
-		.irq_raise = test_irq,
-		.irq_opaque = &fx,
+	    .mem = &fx.g.mem,
+	    .mmio_bus = &fx.bus,
+	    .loop = loop,
+	    .vm_fd = -1,
+	    .base = BASE,
+	    .gsi = 5,
+	    .irq_raise = test_irq,
+	    .irq_opaque = &fx,
 	};
-	struct perr err = { 0 };
+	struct perr err = {0};
 	return virtio_mmio_attach(&host, &fx.dev->vdev, &fx.t, &err);
 }
 
@@ -562,10 +562,10 @@ UNIT_TEST(test_mmio_attach_failure_frees_device)
 	d2->vdev.ops = &test_ops;
 	d2->destroyed = &destroyed;
 	snprintf(d2->vdev.id, sizeof(d2->vdev.id), "virtio-test t1");
-	struct virtio_mmio_host host = { .mem = &fx.g.mem, .mmio_bus = &fx.bus, .vm_fd = -1,
-					 .base = BASE + 0x100 };
+	struct virtio_mmio_host host = {
+	    .mem = &fx.g.mem, .mmio_bus = &fx.bus, .vm_fd = -1, .base = BASE + 0x100};
 	struct virtio_mmio *t2 = NULL;
-	struct perr err = { 0 };
+	struct perr err = {0};
 	UNIT_ASSERT_EQ(virtio_mmio_attach(&host, &d2->vdev, &t2, &err), -EBUSY);
 	UNIT_ASSERT_CONTAINS(err.msg, "virtio-test t1: MMIO window");
 	UNIT_ASSERT_EQ(destroyed, 1);

@@ -84,10 +84,10 @@ static inline void fake_vring_init(struct fake_vring *vr, struct fake_guest *g, 
 }
 
 /* Writes descriptor i of the table at table_gpa (the ring's own table by default). */
-static inline void fake_desc_at(struct fake_guest *g, uint64_t table_gpa, unsigned i,
-				uint64_t addr, uint32_t len, uint16_t flags, uint16_t next)
+static inline void fake_desc_at(struct fake_guest *g, uint64_t table_gpa, unsigned i, uint64_t addr,
+				uint32_t len, uint16_t flags, uint16_t next)
 {
-	struct virtq_desc d = { addr, len, flags, next };
+	struct virtq_desc d = {addr, len, flags, next};
 	memcpy(fake_ptr(g, table_gpa + 16ull * i), &d, sizeof(d));
 }
 

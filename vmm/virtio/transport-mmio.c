@@ -1,0 +1,718 @@
+#include "transport-mmio.h"
+
+#include <endian.h>
+#include <errno.h>
+#include <linux/kvm.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "../../common/log.h"
+#include "../core/bus.h"
+#include "../core/eventloop.h"
+#include "virtqueue.h"
+
+/* Register offsets (§4.2.2, table "MMIO Device Register Layout"). */
+#define REG_MAGIC_VALUE		0x000
+#define REG_VERSION		0x004
+#define REG_DEVICE_ID		0x008
+#define REG_VENDOR_ID		0x00c
+#define REG_DEVICE_FEATURES	0x010
+#define REG_DEVICE_FEATURES_SEL 0x014
+#define REG_DRIVER_FEATURES	0x020
+#define REG_DRIVER_FEATURES_SEL 0x024
+#define REG_QUEUE_SEL		0x030
+#define REG_QUEUE_NUM_MAX	0x034
+#define REG_QUEUE_NUM		0x038
+#define REG_QUEUE_READY		0x044
+#define REG_QUEUE_NOTIFY	0x050
+#define REG_INTERRUPT_STATUS	0x060
+#define REG_INTERRUPT_ACK	0x064
+#define REG_STATUS		0x070
+#define REG_QUEUE_DESC_LOW	0x080
+#define REG_QUEUE_DESC_HIGH	0x084
+#define REG_QUEUE_DRIVER_LOW	0x090
+#define REG_QUEUE_DRIVER_HIGH	0x094
+#define REG_QUEUE_DEVICE_LOW	0x0a0
+#define REG_QUEUE_DEVICE_HIGH	0x0a4
+#define REG_SHM_SEL		0x0ac
+#define REG_SHM_LEN_LOW		0x0b0
+#define REG_SHM_LEN_HIGH	0x0b4
+#define REG_SHM_BASE_LOW	0x0b8
+#define REG_SHM_BASE_HIGH	0x0bc
+#define REG_CONFIG_GENERATION	0x0fc
+#define REG_CONFIG		0x100
+
+#define MMIO_MAGIC   0x74726976 /* "virt" */
+#define MMIO_VERSION 2
+#define MMIO_VENDOR  0x4c525450 /* "PTRL" */
+
+/* Status bits a driver may set; DEVICE_NEEDS_RESET belongs to the device. */
+#define STATUS_DRIVER_BITS                                                              \
+	(VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK | \
+	 VIRTIO_STATUS_DRIVER_OK | VIRTIO_STATUS_FAILED)
+
+/* Ring features the transport implements for every device. */
+#define TRANSPORT_FEATURES                                                          \
+	(VIRTIO_BIT(VIRTIO_F_VERSION_1) | VIRTIO_BIT(VIRTIO_RING_F_INDIRECT_DESC) | \
+	 VIRTIO_BIT(VIRTIO_RING_F_EVENT_IDX))
+
+struct mmio_queue {
+	struct virtio_mmio *t;
+	unsigned index;
+	/* As last written by the driver; checked when QueueReady is set. */
+	uint32_t num;
+	uint64_t desc, driver, device;
+	int notify_fd; /* eventfd watched in host->loop; -1 without a loop */
+	bool in_loop;
+	bool ioeventfd; /* notify_fd is assigned as a KVM ioeventfd */
+};
+
+struct virtio_mmio {
+	struct virtio_mmio_host host;
+	struct virtio_dev *dev;
+	/* Serialises register accesses (vCPU threads) with queue processing (loop). */
+	pthread_mutex_t lock;
+	uint32_t status;
+	uint32_t device_features_sel;
+	uint32_t driver_features_sel;
+	uint64_t offered;
+	uint64_t driver_features;
+	bool driver_features_unknown; /* a bit beyond the 64 we know was written */
+	uint32_t queue_sel;
+	uint32_t interrupt_status;  /* __atomic: read and acked without the lock */
+	uint32_t config_generation; /* __atomic */
+	int irqfd;
+	bool irqfd_assigned;
+	bool registered;
+	unsigned num_queues;
+	struct mmio_queue *queues;
+	struct virtqueue *vqs;
+	struct log_ratelimit ratelimit;
+};
+
+static const char *mmio_name(const struct virtio_mmio *t)
+{
+	return t->dev->id[0] ? t->dev->id : t->dev->ops->name;
+}
+
+#define mmio_guest_warn(t, fmt, ...) \
+	LOG_GUEST_RATELIMITED(&(t)->ratelimit, "%s: " fmt, mmio_name(t), __VA_ARGS__)
+
+/* Interrupts. */
+
+static void mmio_signal(struct virtio_mmio *t, uint32_t isr)
+{
+	/* §4.2.3.4: InterruptStatus says why before the line is raised. */
+	__atomic_fetch_or(&t->interrupt_status, isr, __ATOMIC_SEQ_CST);
+	if (t->irqfd >= 0) {
+		uint64_t one = 1;
+		/* EAGAIN means the counter is saturated: an interrupt is pending anyway. */
+		ssize_t n = write(t->irqfd, &one, sizeof(one));
+		(void)n;
+	} else if (t->host.irq_raise) {
+		t->host.irq_raise(t->host.irq_opaque, t->host.gsi);
+	}
+}
+
+static void mmio_raise_irq(struct virtio_dev *dev, uint32_t isr)
+{
+	struct virtio_mmio *t = dev->transport;
+	if (isr & VIRTIO_ISR_CONFIG)
+		__atomic_fetch_add(&t->config_generation, 1, __ATOMIC_SEQ_CST);
+	mmio_signal(t, isr);
+}
+
+/* Lock held (called from queue processing or register writes). */
+static void mmio_needs_reset(struct virtio_dev *dev)
+{
+	struct virtio_mmio *t = dev->transport;
+	if (t->status & VIRTIO_STATUS_DEVICE_NEEDS_RESET)
+		return;
+	t->status |= VIRTIO_STATUS_DEVICE_NEEDS_RESET;
+	/* §2.1.2: a live driver learns about it through a config-change interrupt. */
+	if (t->status & VIRTIO_STATUS_DRIVER_OK)
+		mmio_signal(t, VIRTIO_ISR_CONFIG);
+}
+
+static void mmio_kick(struct virtio_dev *dev, unsigned index)
+{
+	struct virtio_mmio *t = dev->transport;
+	if (index >= t->num_queues || t->queues[index].notify_fd < 0)
+		return;
+	uint64_t one = 1;
+	ssize_t n = write(t->queues[index].notify_fd, &one, sizeof(one));
+	(void)n;
+}
+
+static const struct virtio_transport_ops mmio_transport_ops = {
+    .raise_irq = mmio_raise_irq,
+    .needs_reset = mmio_needs_reset,
+    .kick = mmio_kick,
+};
+
+/* Queues. */
+
+static int mmio_ioeventfd(struct virtio_mmio *t, struct mmio_queue *q, bool assign)
+{
+	struct kvm_ioeventfd ioe = {
+	    .datamatch = q->index,
+	    .addr = t->host.base + REG_QUEUE_NOTIFY,
+	    .len = 4,
+	    .fd = q->notify_fd,
+	    .flags = KVM_IOEVENTFD_FLAG_DATAMATCH | (assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN),
+	};
+	return ioctl(t->host.vm_fd, KVM_IOEVENTFD, &ioe) < 0 ? -errno : 0;
+}
+
+/* Lock held, or no other thread can reach t. */
+static void mmio_queue_disable(struct virtio_mmio *t, struct mmio_queue *q)
+{
+	if (q->ioeventfd) {
+		int ret = mmio_ioeventfd(t, q, false);
+		if (ret < 0)
+			log_warn("%s: queue %u: KVM_IOEVENTFD deassign: %s", mmio_name(t), q->index,
+				 strerror(-ret));
+		q->ioeventfd = false;
+	}
+	virtq_reset(&t->vqs[q->index]);
+}
+
+static void mmio_queue_enable(struct virtio_mmio *t, struct mmio_queue *q)
+{
+	struct virtqueue *vq = &t->vqs[q->index];
+	struct perr err;
+	int ret;
+	if (q->num > UINT16_MAX)
+		ret = perr_setx(&err, -EINVAL, "queue size %u is too large", q->num);
+	else
+		ret = virtq_setup(vq, (uint16_t)q->num, t->dev->ops->max_queue_size, q->desc,
+				  q->driver, q->device, t->driver_features, &err);
+	if (ret < 0) {
+		mmio_guest_warn(t, "queue %u not enabled: %s", q->index, err.msg);
+		mmio_needs_reset(t->dev);
+		return;
+	}
+	/* Notifications then bypass this handler entirely. Without ioeventfd,
+	 * QueueNotify writes still arrive through the MMIO handler. */
+	if (t->host.vm_fd >= 0 && q->notify_fd >= 0) {
+		ret = mmio_ioeventfd(t, q, true);
+		if (ret < 0)
+			log_warn("%s: queue %u: KVM_IOEVENTFD: %s; notifications take MMIO exits",
+				 mmio_name(t), q->index, strerror(-ret));
+		else
+			q->ioeventfd = true;
+	}
+}
+
+/* Lock held. */
+static void mmio_queue_process(struct virtio_mmio *t, unsigned index)
+{
+	if (!(t->status & VIRTIO_STATUS_DRIVER_OK) || (t->status & VIRTIO_STATUS_FAILED))
+		return;
+	if (!t->vqs[index].ready)
+		return;
+	t->dev->ops->queue_notify(t->dev, index);
+}
+
+static void mmio_queue_event(void *opaque, uint32_t events)
+{
+	struct mmio_queue *q = opaque;
+	struct virtio_mmio *t = q->t;
+	(void)events;
+	uint64_t count;
+	ssize_t n = read(q->notify_fd, &count, sizeof(count));
+	(void)n;
+	pthread_mutex_lock(&t->lock);
+	mmio_queue_process(t, q->index);
+	pthread_mutex_unlock(&t->lock);
+}
+
+static void mmio_notify(struct virtio_mmio *t, uint32_t index)
+{
+	if (index >= t->num_queues) {
+		mmio_guest_warn(t, "notify for queue %u, which does not exist", index);
+		return;
+	}
+	struct mmio_queue *q = &t->queues[index];
+	if (q->notify_fd >= 0) {
+		uint64_t one = 1;
+		ssize_t n = write(q->notify_fd, &one, sizeof(one));
+		(void)n;
+	} else {
+		mmio_queue_process(t, index);
+	}
+}
+
+/* Status (§2.1, §3.1.1). */
+
+static void mmio_reset(struct virtio_mmio *t)
+{
+	if (t->dev->ops->reset)
+		t->dev->ops->reset(t->dev);
+	for (unsigned i = 0; i < t->num_queues; i++) {
+		struct mmio_queue *q = &t->queues[i];
+		mmio_queue_disable(t, q);
+		q->num = t->dev->ops->max_queue_size;
+		q->desc = q->driver = q->device = 0;
+	}
+	t->status = 0;
+	t->device_features_sel = 0;
+	t->driver_features_sel = 0;
+	t->driver_features = 0;
+	t->driver_features_unknown = false;
+	t->queue_sel = 0;
+	t->dev->features = 0;
+	__atomic_store_n(&t->interrupt_status, 0, __ATOMIC_SEQ_CST);
+}
+
+static bool mmio_features_acceptable(struct virtio_mmio *t)
+{
+	uint64_t extra = t->driver_features & ~t->offered;
+	if (extra || t->driver_features_unknown) {
+		mmio_guest_warn(t, "driver accepted features 0x%llx that were not offered",
+				(unsigned long long)extra);
+		return false;
+	}
+	/* §6.1: a modern device may refuse drivers that lack VERSION_1. */
+	if (!(t->driver_features & VIRTIO_BIT(VIRTIO_F_VERSION_1))) {
+		mmio_guest_warn(t, "driver did not accept VIRTIO_F_VERSION_1 (features 0x%llx)",
+				(unsigned long long)t->driver_features);
+		return false;
+	}
+	return true;
+}
+
+static void mmio_set_status(struct virtio_mmio *t, uint32_t value)
+{
+	if (value == 0) {
+		mmio_reset(t);
+		return;
+	}
+	uint32_t old = t->status & STATUS_DRIVER_BITS;
+	uint32_t next = value & ~VIRTIO_STATUS_DEVICE_NEEDS_RESET;
+	uint32_t added = next & ~old;
+	const char *bad = NULL;
+
+	/* §2.1.1: the driver only adds bits, in order; clearing needs a reset. */
+	if (next & ~STATUS_DRIVER_BITS)
+		bad = "unknown bits";
+	else if ((old & ~next) != 0)
+		bad = "clears bits without a reset";
+	else if ((added & VIRTIO_STATUS_DRIVER) && !(next & VIRTIO_STATUS_ACKNOWLEDGE))
+		bad = "DRIVER without ACKNOWLEDGE";
+	else if ((added & VIRTIO_STATUS_FEATURES_OK) && !(next & VIRTIO_STATUS_DRIVER))
+		bad = "FEATURES_OK without DRIVER";
+	else if ((added & VIRTIO_STATUS_DRIVER_OK) && !(next & VIRTIO_STATUS_FEATURES_OK))
+		bad = "DRIVER_OK without FEATURES_OK";
+	if (bad) {
+		mmio_guest_warn(t, "status 0x%x -> 0x%x ignored: %s", t->status, value, bad);
+		return;
+	}
+	/* §2.2.2: refusing the feature set means leaving FEATURES_OK clear; the
+	 * driver reads it back and gives up. DRIVER_OK cannot follow then. */
+	if ((added & VIRTIO_STATUS_FEATURES_OK) && !mmio_features_acceptable(t)) {
+		next &= ~(VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK);
+		added &= ~(VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK);
+	}
+	t->status = next | (t->status & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
+	if (added & VIRTIO_STATUS_FEATURES_OK)
+		t->dev->features = t->driver_features;
+	if (added & VIRTIO_STATUS_DRIVER_OK) {
+		if (t->dev->ops->activate && t->dev->ops->activate(t->dev) < 0) {
+			mmio_needs_reset(t->dev);
+		} else if (t->status & VIRTIO_STATUS_DEVICE_NEEDS_RESET) {
+			/* A queue was refused during setup: tell the now-live driver. */
+			mmio_signal(t, VIRTIO_ISR_CONFIG);
+		}
+	}
+}
+
+/* Registers. */
+
+static struct mmio_queue *mmio_selected_queue(struct virtio_mmio *t)
+{
+	return t->queue_sel < t->num_queues ? &t->queues[t->queue_sel] : NULL;
+}
+
+/* Queue layout may change only between FEATURES_OK and DRIVER_OK (§3.1.1
+ * step 7), and not while the queue is enabled. */
+static struct mmio_queue *mmio_configurable_queue(struct virtio_mmio *t, uint64_t reg)
+{
+	struct mmio_queue *q = mmio_selected_queue(t);
+	if (!q) {
+		mmio_guest_warn(t, "register 0x%03llx: QueueSel %u does not exist",
+				(unsigned long long)reg, t->queue_sel);
+		return NULL;
+	}
+	if ((t->status & (VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK)) !=
+	    VIRTIO_STATUS_FEATURES_OK) {
+		mmio_guest_warn(t, "register 0x%03llx: queue %u set up in status 0x%x",
+				(unsigned long long)reg, q->index, t->status);
+		return NULL;
+	}
+	if (t->vqs[q->index].ready) {
+		mmio_guest_warn(t, "register 0x%03llx: queue %u is enabled",
+				(unsigned long long)reg, q->index);
+		return NULL;
+	}
+	return q;
+}
+
+static void set_low(uint64_t *v, uint32_t lo)
+{
+	*v = (*v & 0xffffffff00000000ull) | lo;
+}
+
+static void set_high(uint64_t *v, uint32_t hi)
+{
+	*v = (*v & 0xffffffffull) | ((uint64_t)hi << 32);
+}
+
+static uint32_t mmio_reg_read(struct virtio_mmio *t, uint64_t reg)
+{
+	struct mmio_queue *q;
+	switch (reg) {
+	case REG_MAGIC_VALUE:
+		return MMIO_MAGIC;
+	case REG_VERSION:
+		return MMIO_VERSION;
+	case REG_DEVICE_ID:
+		return t->dev->ops->device_id;
+	case REG_VENDOR_ID:
+		return MMIO_VENDOR;
+	case REG_DEVICE_FEATURES:
+		if (t->device_features_sel > 1)
+			return 0;
+		return (uint32_t)(t->offered >> (32 * t->device_features_sel));
+	case REG_QUEUE_NUM_MAX:
+		/* §4.2.2.1: 0 means the queue is not available. */
+		q = mmio_selected_queue(t);
+		return q ? t->dev->ops->max_queue_size : 0;
+	case REG_QUEUE_READY:
+		q = mmio_selected_queue(t);
+		return q && t->vqs[q->index].ready;
+	case REG_STATUS:
+		return t->status;
+	case REG_SHM_LEN_LOW:
+	case REG_SHM_LEN_HIGH:
+	case REG_SHM_BASE_LOW:
+	case REG_SHM_BASE_HIGH:
+		/* §4.2.2: all ones means there is no such shared memory region. */
+		return 0xffffffff;
+	case REG_CONFIG_GENERATION:
+		return __atomic_load_n(&t->config_generation, __ATOMIC_SEQ_CST);
+	default:
+		/* Write-only or reserved registers read as 0. */
+		return 0;
+	}
+}
+
+static void mmio_reg_write(struct virtio_mmio *t, uint64_t reg, uint32_t v)
+{
+	struct mmio_queue *q;
+	switch (reg) {
+	case REG_DEVICE_FEATURES_SEL:
+		t->device_features_sel = v;
+		break;
+	case REG_DRIVER_FEATURES:
+		if ((t->status & (VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK)) !=
+		    VIRTIO_STATUS_DRIVER) {
+			mmio_guest_warn(t, "DriverFeatures written in status 0x%x, ignored",
+					t->status);
+			break;
+		}
+		if (t->driver_features_sel == 0)
+			set_low(&t->driver_features, v);
+		else if (t->driver_features_sel == 1)
+			set_high(&t->driver_features, v);
+		else if (v)
+			t->driver_features_unknown = true;
+		break;
+	case REG_DRIVER_FEATURES_SEL:
+		t->driver_features_sel = v;
+		break;
+	case REG_QUEUE_SEL:
+		/* Any value is accepted here and validated where it is used. */
+		t->queue_sel = v;
+		break;
+	case REG_QUEUE_NUM:
+		if ((q = mmio_configurable_queue(t, reg)))
+			q->num = v;
+		break;
+	case REG_QUEUE_DESC_LOW:
+		if ((q = mmio_configurable_queue(t, reg)))
+			set_low(&q->desc, v);
+		break;
+	case REG_QUEUE_DESC_HIGH:
+		if ((q = mmio_configurable_queue(t, reg)))
+			set_high(&q->desc, v);
+		break;
+	case REG_QUEUE_DRIVER_LOW:
+		if ((q = mmio_configurable_queue(t, reg)))
+			set_low(&q->driver, v);
+		break;
+	case REG_QUEUE_DRIVER_HIGH:
+		if ((q = mmio_configurable_queue(t, reg)))
+			set_high(&q->driver, v);
+		break;
+	case REG_QUEUE_DEVICE_LOW:
+		if ((q = mmio_configurable_queue(t, reg)))
+			set_low(&q->device, v);
+		break;
+	case REG_QUEUE_DEVICE_HIGH:
+		if ((q = mmio_configurable_queue(t, reg)))
+			set_high(&q->device, v);
+		break;
+	case REG_QUEUE_READY:
+		if (v == 0) {
+			/* Disabling is always allowed (Linux does it when deleting queues). */
+			if ((q = mmio_selected_queue(t)))
+				mmio_queue_disable(t, q);
+		} else if ((q = mmio_configurable_queue(t, reg))) {
+			mmio_queue_enable(t, q);
+		}
+		break;
+	case REG_QUEUE_NOTIFY:
+		mmio_notify(t, v);
+		break;
+	case REG_STATUS:
+		mmio_set_status(t, v);
+		break;
+	case REG_SHM_SEL:
+		break;
+	default:
+		mmio_guest_warn(t, "write 0x%x to read-only or reserved register 0x%03llx ignored",
+				v, (unsigned long long)reg);
+		break;
+	}
+}
+
+static bool mmio_config_access_ok(struct virtio_mmio *t, uint64_t off, unsigned len)
+{
+	/* §4.2.2.2: 8-, 16- and 32-bit accesses, naturally aligned. */
+	if ((len != 1 && len != 2 && len != 4) || off % len) {
+		mmio_guest_warn(t, "%u-byte config access at 0x%llx ignored", len,
+				(unsigned long long)off);
+		return false;
+	}
+	uint32_t size = t->dev->ops->config_size ? t->dev->ops->config_size(t->dev) : 0;
+	if (off >= size || len > size - off) {
+		mmio_guest_warn(t, "config access [0x%llx, +%u) beyond config size %u",
+				(unsigned long long)off, len, size);
+		return false;
+	}
+	return true;
+}
+
+static void mmio_bus_read(void *opaque, uint64_t offset, void *data, unsigned len)
+{
+	struct virtio_mmio *t = opaque;
+	memset(data, 0, len);
+	if (offset == REG_INTERRUPT_STATUS && len == 4) {
+		/* Lock-free: the guest's interrupt handler must not wait for disk I/O. */
+		uint32_t v = htole32(__atomic_load_n(&t->interrupt_status, __ATOMIC_SEQ_CST));
+		memcpy(data, &v, 4);
+		return;
+	}
+	pthread_mutex_lock(&t->lock);
+	if (offset >= REG_CONFIG) {
+		if (mmio_config_access_ok(t, offset - REG_CONFIG, len) && t->dev->ops->config_read)
+			t->dev->ops->config_read(t->dev, (uint32_t)(offset - REG_CONFIG), data,
+						 len);
+	} else if (len != 4 || offset % 4) {
+		/* §4.2.2.2: registers are 32 bits wide. */
+		mmio_guest_warn(t, "%u-byte read of register 0x%03llx ignored", len,
+				(unsigned long long)offset);
+	} else {
+		uint32_t v = htole32(mmio_reg_read(t, offset));
+		memcpy(data, &v, 4);
+	}
+	pthread_mutex_unlock(&t->lock);
+}
+
+static void mmio_bus_write(void *opaque, uint64_t offset, const void *data, unsigned len)
+{
+	struct virtio_mmio *t = opaque;
+	uint32_t v = 0;
+	if (offset == REG_INTERRUPT_ACK && len == 4) {
+		memcpy(&v, data, 4);
+		__atomic_fetch_and(&t->interrupt_status, ~le32toh(v), __ATOMIC_SEQ_CST);
+		return;
+	}
+	pthread_mutex_lock(&t->lock);
+	if (offset >= REG_CONFIG) {
+		if (mmio_config_access_ok(t, offset - REG_CONFIG, len) && t->dev->ops->config_write)
+			t->dev->ops->config_write(t->dev, (uint32_t)(offset - REG_CONFIG), data,
+						  len);
+	} else if (len != 4 || offset % 4) {
+		mmio_guest_warn(t, "%u-byte write to register 0x%03llx ignored", len,
+				(unsigned long long)offset);
+	} else {
+		memcpy(&v, data, 4);
+		mmio_reg_write(t, offset, le32toh(v));
+	}
+	pthread_mutex_unlock(&t->lock);
+}
+
+static const struct bus_ops mmio_bus_ops = {
+    .read = mmio_bus_read,
+    .write = mmio_bus_write,
+};
+
+/* Attach / detach. */
+
+static void mmio_free(struct virtio_mmio *t)
+{
+	if (t->registered)
+		bus_unregister(t->host.mmio_bus, t->host.base);
+	for (unsigned i = 0; t->queues && t->vqs && i < t->num_queues; i++) {
+		struct mmio_queue *q = &t->queues[i];
+		mmio_queue_disable(t, q);
+		if (q->in_loop)
+			eventloop_remove(t->host.loop, q->notify_fd);
+		if (q->notify_fd >= 0)
+			close(q->notify_fd);
+	}
+	if (t->irqfd_assigned) {
+		struct kvm_irqfd irqfd = {
+		    .fd = (uint32_t)t->irqfd,
+		    .gsi = t->host.gsi,
+		    .flags = KVM_IRQFD_FLAG_DEASSIGN,
+		};
+		if (ioctl(t->host.vm_fd, KVM_IRQFD, &irqfd) < 0)
+			log_warn("%s: KVM_IRQFD deassign: %s", mmio_name(t), strerror(errno));
+	}
+	if (t->irqfd >= 0)
+		close(t->irqfd);
+	if (t->dev->ops->destroy)
+		t->dev->ops->destroy(t->dev);
+	free(t->queues);
+	free(t->vqs);
+	pthread_mutex_destroy(&t->lock);
+	free(t);
+}
+
+static int mmio_check_ops(const struct virtio_dev_ops *ops, struct perr *err)
+{
+	uint16_t max = ops->max_queue_size;
+	if (!ops->num_queues || !ops->queue_notify)
+		return perr_setx(err, -EINVAL, "device has no queues");
+	if (!max || (max & (max - 1)) || max > VIRTQ_MAX_SIZE)
+		return perr_setx(err, -EINVAL, "bad maximum queue size %u", max);
+	return 0;
+}
+
+int virtio_mmio_attach(const struct virtio_mmio_host *host, struct virtio_dev *dev,
+		       struct virtio_mmio **out, struct perr *err)
+{
+	int ret = mmio_check_ops(dev->ops, err);
+	if (ret < 0) {
+		perr_wrap(err, "%s", dev->id[0] ? dev->id : dev->ops->name);
+		if (dev->ops->destroy)
+			dev->ops->destroy(dev);
+		return ret;
+	}
+	struct virtio_mmio *t = calloc(1, sizeof(*t));
+	if (!t) {
+		if (dev->ops->destroy)
+			dev->ops->destroy(dev);
+		return perr_set(err, -ENOMEM, "virtio-mmio");
+	}
+	t->host = *host;
+	t->dev = dev;
+	t->irqfd = -1;
+	t->num_queues = dev->ops->num_queues;
+	pthread_mutex_init(&t->lock, NULL);
+	t->queues = calloc(t->num_queues, sizeof(*t->queues));
+	t->vqs = calloc(t->num_queues, sizeof(*t->vqs));
+	if (!t->queues || !t->vqs) {
+		ret = perr_set(err, -ENOMEM, "virtio-mmio");
+		goto fail;
+	}
+	dev->vqs = t->vqs;
+	dev->mem = host->mem;
+	dev->loop = host->loop;
+	dev->transport_ops = &mmio_transport_ops;
+	dev->transport = t;
+	dev->features = 0;
+	for (unsigned i = 0; i < t->num_queues; i++) {
+		struct mmio_queue *q = &t->queues[i];
+		q->t = t;
+		q->index = i;
+		q->num = dev->ops->max_queue_size;
+		q->notify_fd = -1;
+		virtq_init(&t->vqs[i], dev, host->mem, i);
+	}
+	t->offered =
+	    (dev->ops->get_features ? dev->ops->get_features(dev) : 0) | TRANSPORT_FEATURES;
+
+	for (unsigned i = 0; host->loop && i < t->num_queues; i++) {
+		struct mmio_queue *q = &t->queues[i];
+		q->notify_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (q->notify_fd < 0) {
+			ret = perr_set(err, -errno, "queue %u: eventfd", i);
+			goto fail;
+		}
+		ret = eventloop_add(host->loop, q->notify_fd, EPOLLIN, mmio_queue_event, q);
+		if (ret < 0) {
+			perr_set(err, ret, "queue %u: watching the notify eventfd", i);
+			goto fail;
+		}
+		q->in_loop = true;
+	}
+	if (host->vm_fd >= 0) {
+		t->irqfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (t->irqfd < 0) {
+			ret = perr_set(err, -errno, "irqfd: eventfd");
+			goto fail;
+		}
+		struct kvm_irqfd irqfd = {.fd = (uint32_t)t->irqfd, .gsi = host->gsi};
+		if (ioctl(host->vm_fd, KVM_IRQFD, &irqfd) < 0) {
+			ret = perr_set(err, -errno, "KVM_IRQFD gsi %u", host->gsi);
+			goto fail;
+		}
+		t->irqfd_assigned = true;
+	}
+	if (dev->ops->realize) {
+		ret = dev->ops->realize(dev, err);
+		if (ret < 0)
+			goto fail;
+	}
+	ret = bus_register(host->mmio_bus, host->base, VIRTIO_MMIO_SIZE, &mmio_bus_ops, t);
+	if (ret < 0) {
+		perr_set(err, ret, "MMIO window [0x%llx, +0x%x)", (unsigned long long)host->base,
+			 VIRTIO_MMIO_SIZE);
+		goto fail;
+	}
+	t->registered = true;
+	*out = t;
+	return 0;
+fail:
+	perr_wrap(err, "%s", mmio_name(t));
+	mmio_free(t);
+	return ret;
+}
+
+void virtio_mmio_detach(struct virtio_mmio *t)
+{
+	if (t)
+		mmio_free(t);
+}
+
+struct virtio_dev *virtio_mmio_dev(struct virtio_mmio *t)
+{
+	return t->dev;
+}
+
+uint32_t virtio_mmio_status(struct virtio_mmio *t)
+{
+	pthread_mutex_lock(&t->lock);
+	uint32_t status = t->status;
+	pthread_mutex_unlock(&t->lock);
+	return status;
+}

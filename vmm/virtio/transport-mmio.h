@@ -1,0 +1,55 @@
+/*
+ * virtio-mmio transport, version 2 (virtio 1.2 §4.2.2).
+ *
+ * One 0x200-byte register window on the MMIO bus per device. Guest writes
+ * arrive on vCPU threads; queue processing runs on host->loop. With a KVM VM
+ * fd, QueueNotify writes go straight to an ioeventfd per queue (datamatch =
+ * queue index) and interrupts are injected through an irqfd on host->gsi.
+ * Without one (unit tests, fuzzing), QueueNotify writes are handled by the
+ * MMIO handler and interrupts go to host->irq_raise.
+ *
+ * The Linux guest finds the device with
+ *   virtio_mmio.device=512@<base>:<gsi>   (see VIRTIO_MMIO_SIZE)
+ */
+#ifndef PETREL_TRANSPORT_MMIO_H
+#define PETREL_TRANSPORT_MMIO_H
+
+#include <stdint.h>
+
+#include "../../common/error.h"
+#include "virtio_dev.h"
+
+struct guest_mem;
+struct bus;
+struct eventloop;
+struct virtio_mmio;
+
+#define VIRTIO_MMIO_SIZE 0x200
+
+struct virtio_mmio_host {
+	struct guest_mem *mem;
+	struct bus *mmio_bus;	/* the 0x200-byte window is registered here */
+	struct eventloop *loop; /* queue notifications are processed here; NULL: synchronously
+				 * on the thread that writes QueueNotify (tests) */
+	int vm_fd;		/* KVM VM fd for KVM_IOEVENTFD / KVM_IRQFD; -1 without KVM */
+	uint64_t base;		/* window base */
+	unsigned gsi;		/* interrupt line */
+	/* Used instead of an irqfd when vm_fd < 0; may be NULL. Called with the
+	 * transport lock possibly held: it must not call back into the transport. */
+	void (*irq_raise)(void *opaque, unsigned gsi);
+	void *irq_opaque;
+};
+
+/* Registers dev at host->base. Takes ownership of dev, also on failure.
+ * Call before the vCPUs run, from the thread that runs host->loop. */
+int virtio_mmio_attach(const struct virtio_mmio_host *host, struct virtio_dev *dev,
+		       struct virtio_mmio **out, struct perr *err);
+/* Unregisters the window, tears down ioeventfds/irqfd, frees dev. From the
+ * loop thread (or with the loop not running), before the loop is destroyed. */
+void virtio_mmio_detach(struct virtio_mmio *t);
+
+/* For tests and diagnostics. */
+struct virtio_dev *virtio_mmio_dev(struct virtio_mmio *t);
+uint32_t virtio_mmio_status(struct virtio_mmio *t);
+
+#endif
