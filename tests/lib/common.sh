@@ -2,7 +2,8 @@
 # exit 77 skips (the reason is the last line it printed), anything else fails.
 set -euo pipefail
 PROJ=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-BUILD=${BUILD:-$PROJ/build}
+BUILD=${BUILD:-build}
+case "$BUILD" in /*) ;; *) BUILD=$PROJ/$BUILD ;; esac
 BIN=$BUILD/bin
 GUEST=$BUILD/guest
 KERNEL=$GUEST/bzImage
@@ -45,11 +46,17 @@ need_vmm() { [ -x "$VMM" ] || fail "$VMM is not built (run make)"; }
 # vmm_run_script SCRIPT [petrel-vmm args...]: boots the test initramfs with SCRIPT
 # as its test, serial on stdio, console saved in $T/console; returns the VMM's status.
 vmm_run_script() {
-	local script=$1
+	local script=$1 a defaults=(-m 256 -smp 1)
 	shift
-	timeout 180 "$VMM" -machine microvm -m 256 -smp 1 -kernel "$KERNEL" -initrd "$TEST_INITRD" \
+	for a in "$@"; do
+		case "$a" in -m | -smp) defaults=() ;; esac
+	done
+	timeout 180 "$VMM" -machine microvm "${defaults[@]}" -kernel "$KERNEL" -initrd "$TEST_INITRD" \
 		-append "$GUEST_APPEND petrel.script=$(b64 "$script")" -serial stdio "$@" \
 		</dev/null >"$T/console" 2>"$T/stderr"
+	local rc=$?
+	[ $rc = 0 ] || { echo "--- petrel-vmm stderr:"; cat "$T/stderr"; echo "--- console tail:"; tail -n 20 "$T/console"; }
+	return $rc
 }
 # Pattern found on the console, else fail showing the console.
 assert_console() { assert_contains "$T/console" "$1" "the guest console"; }

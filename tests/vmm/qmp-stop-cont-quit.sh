@@ -41,7 +41,7 @@ r = q.cmd("query-cpus-fast")
 assert len(r["return"]) == 2 and all(c["thread-id"] > 0 for c in r["return"]), r
 r = q.cmd("no-such-command")
 assert r["error"]["class"] == "CommandNotFound", r
-q.send_raw('{"execute": "query-status"\n{bad json}\n')
+q.send_raw('{"execute": query-status}\n')
 r = q.reply()
 assert "error" in r and r["error"]["class"] == "GenericError", r
 r = q.cmd("query-version")
