@@ -408,7 +408,7 @@ UNIT_TEST(test_blk_missing_image_error_names_drive)
 	struct perr err = {0};
 	UNIT_ASSERT_EQ(virtio_blk_create(&d, &dev, &vdev, &err), -ENOENT);
 	UNIT_ASSERT_STREQ(err.msg,
-			  "drive rootfs: open /nonexistent/x.img: No such file or directory");
+			  "-drive rootfs: open /nonexistent/x.img: No such file or directory");
 }
 
 UNIT_TEST(test_blk_rejects_directory_image)
@@ -421,7 +421,7 @@ UNIT_TEST(test_blk_rejects_directory_image)
 	struct virtio_dev *vdev = NULL;
 	struct perr err = {0};
 	UNIT_ASSERT_EQ(virtio_blk_create(&d, &dev, &vdev, &err), -EINVAL);
-	UNIT_ASSERT_CONTAINS(err.msg, "drive data: /tmp is not a regular file or a block device");
+	UNIT_ASSERT_CONTAINS(err.msg, "-drive data: /tmp is not a regular file or a block device");
 }
 
 static void check_direct_unaligned(const char *image)

@@ -29,7 +29,7 @@ check_bad "-device: " "${k[@]}" -device virtio-blk-device,drive=missing
 check_bad "-pidfile: " "${k[@]}" -pidfile "$T/pid"
 check_bad "-nosuch: " "${k[@]}" -nosuch
 check_bad "-kernel: " -kernel "$T/no-such-kernel"
-check_bad "-drive: " "${k[@]}" -drive id=d0,file="$T/no-such-disk" -device virtio-blk-device,drive=d0
+check_bad "-drive d0: .*No such file" "${k[@]}" -drive id=d0,file="$T/no-such-disk" -device virtio-blk-device,drive=d0
 # A disk beyond the limit of 6.
 args=("${k[@]}")
 for i in 0 1 2 3 4 5 6; do

@@ -419,10 +419,10 @@ static int blk_realize(struct virtio_dev *vdev, struct perr *err)
 		return 0;
 	b->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
 	if (b->timer_fd < 0)
-		return perr_set(err, -errno, "drive %s: timerfd", b->drive_id);
+		return perr_set(err, -errno, "-drive %s: timerfd", b->drive_id);
 	int ret = eventloop_add(vdev->loop, b->timer_fd, EPOLLIN, blk_throttle_timer, b);
 	if (ret < 0)
-		return perr_set(err, ret, "drive %s: watching the throttle timer", b->drive_id);
+		return perr_set(err, ret, "-drive %s: watching the throttle timer", b->drive_id);
 	b->timer_in_loop = true;
 	return 0;
 }
@@ -569,7 +569,7 @@ int virtio_blk_create(const struct vmm_drive *drive, const struct vmm_blk_device
 {
 	struct virtio_blk *b = calloc(1, sizeof(*b));
 	if (!b)
-		return perr_set(err, -ENOMEM, "drive %s", drive->id);
+		return perr_set(err, -ENOMEM, "-drive %s", drive->id);
 	b->vdev.ops = &blk_ops;
 	b->fd = -1;
 	b->timer_fd = -1;
@@ -583,7 +583,7 @@ int virtio_blk_create(const struct vmm_drive *drive, const struct vmm_blk_device
 
 	int ret = blk_open(b, drive, err);
 	if (ret < 0) {
-		perr_wrap(err, "drive %s", drive->id);
+		perr_wrap(err, "-drive %s", drive->id);
 		blk_destroy(&b->vdev);
 		return ret;
 	}
