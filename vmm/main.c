@@ -1,0 +1,228 @@
+/*
+ * petrel-vmm: one KVM microVM per process, StratoVirt-compatible command line.
+ *
+ *   parse (no side effects) -> log file -> daemonize -> build the VM -> QMP
+ *   socket -> pidfile -> run the main loop -> tear down in reverse
+ *
+ * Exit status:
+ *   0  the VM ended normally: the guest powered off (ACPI S5) or rebooted (an
+ *      i8042 reset, a triple fault; with the MicroVm machine a reboot ends
+ *      the VMM), QMP "quit" or "system_reset", or SIGTERM / SIGINT / SIGHUP
+ *   1  a bad command line, a failed start, or a host error while running
+ *      (KVM internal error or failed VM entry, main loop failure)
+ * On any failure nothing is left behind: no QMP socket, no pidfile, and no log
+ * file unless it existed before.
+ *
+ * With -daemonize the command returns once the VM is built and the pidfile
+ * written (0), or when the daemon failed to start (1, the reason on stderr).
+ */
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../common/error.h"
+#include "../common/log.h"
+#include "cli/config.h"
+#include "core/daemon.h"
+#include "core/eventloop.h"
+#include "core/vm.h"
+#include "qmp/qmp.h"
+
+struct vmm_main {
+	struct vmm_config cfg;
+	struct perr err;
+	struct daemon_ctx daemon;
+	char logfile_abs[PATH_MAX];
+	bool logfile_created;
+	char pidfile_abs[PATH_MAX];
+	bool pidfile_written;
+	int sigfd;
+	struct vm *vm;
+	struct qmp_server *qmp;
+};
+
+/* SIGTERM, SIGINT and SIGHUP end the VM cleanly, through the main loop. */
+static void vmm_termination_signals(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGHUP);
+}
+
+static void vmm_on_signal(void *opaque, uint32_t events)
+{
+	struct vmm_main *m = opaque;
+	struct signalfd_siginfo si;
+	(void)events;
+	if (read(m->sigfd, &si, sizeof(si)) != sizeof(si))
+		return;
+	log_debug("received signal %u; shutting down", si.ssi_signo);
+	vm_request_shutdown(m->vm, VM_SHUTDOWN_HOST_SIGNAL);
+}
+
+static int vmm_open_log(struct vmm_main *m)
+{
+	if (!m->cfg.log_set || !m->cfg.logfile[0])
+		return 0;
+	int rc = path_make_absolute(m->cfg.logfile, m->logfile_abs, sizeof(m->logfile_abs));
+	if (rc < 0)
+		return perr_set(&m->err, rc, "-D %s", m->cfg.logfile);
+	struct stat st;
+	m->logfile_created = stat(m->logfile_abs, &st) < 0 && errno == ENOENT;
+	rc = log_set_file(m->logfile_abs);
+	if (rc < 0) {
+		m->logfile_created = false;
+		return perr_set(&m->err, rc, "-D %s", m->cfg.logfile);
+	}
+	return 0;
+}
+
+/* The QMP socket path, absolute when it fits, so that the server can unlink
+ * it after the daemon's chdir("/"). */
+static void vmm_qmp_path(const struct vmm_main *m, char *out, size_t size)
+{
+	char abs[PATH_MAX];
+	if (path_make_absolute(m->cfg.qmp_path, abs, sizeof(abs)) == 0 &&
+	    strlen(abs) < sizeof(m->cfg.qmp_path))
+		snprintf(out, size, "%s", abs);
+	else
+		snprintf(out, size, "%s", m->cfg.qmp_path);
+}
+
+static int vmm_start(struct vmm_main *m)
+{
+	int rc = vmm_open_log(m);
+	if (rc < 0)
+		return rc;
+
+	if (m->cfg.daemonize) {
+		rc = daemon_start(&m->daemon, &m->err);
+		if (rc < 0)
+			return rc;
+	}
+	if (m->cfg.pidfile[0]) {
+		rc = path_make_absolute(m->cfg.pidfile, m->pidfile_abs, sizeof(m->pidfile_abs));
+		if (rc < 0)
+			return perr_set(&m->err, rc, "-pidfile %s", m->cfg.pidfile);
+	}
+
+	/* Blocked before any thread exists, so that only the signalfd sees them. */
+	sigset_t term;
+	vmm_termination_signals(&term);
+	if (sigprocmask(SIG_BLOCK, &term, NULL) < 0)
+		return perr_set(&m->err, -errno, "sigprocmask");
+	m->sigfd = signalfd(-1, &term, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (m->sigfd < 0)
+		return perr_set(&m->err, -errno, "signalfd");
+	/* Writes to a vanished peer (a QMP client, a chardev socket) are errors,
+	 * not deaths. */
+	signal(SIGPIPE, SIG_IGN);
+
+	rc = vm_build(&m->cfg, &m->vm, &m->err);
+	if (rc < 0)
+		return rc;
+	struct eventloop *loop = vm_eventloop(m->vm);
+	rc = eventloop_add(loop, m->sigfd, 0, vmm_on_signal, m);
+	if (rc < 0)
+		return perr_set(&m->err, rc, "event loop");
+
+	if (m->cfg.qmp_path[0]) {
+		char path[sizeof(m->cfg.qmp_path)];
+		vmm_qmp_path(m, path, sizeof(path));
+		rc = qmp_server_create(loop, m->vm, path, &m->qmp, &m->err);
+		if (rc < 0)
+			return rc;
+	}
+
+	rc = vm_install_seccomp(m->vm, m->cfg.disable_seccomp, &m->err);
+	if (rc < 0)
+		return rc;
+
+	if (m->pidfile_abs[0]) {
+		rc = pidfile_write(m->pidfile_abs, getpid(), &m->err);
+		if (rc < 0)
+			return rc;
+		m->pidfile_written = true;
+	}
+	return daemon_ready(&m->daemon, &m->err);
+}
+
+/* Reverse of vmm_start; after a failed start also removes the log file we
+ * created. */
+static void vmm_teardown(struct vmm_main *m, bool failed)
+{
+	qmp_server_destroy(m->qmp);
+	m->qmp = NULL;
+	if (m->vm && m->sigfd >= 0)
+		eventloop_remove(vm_eventloop(m->vm), m->sigfd);
+	vm_destroy(m->vm);
+	m->vm = NULL;
+	if (m->sigfd >= 0)
+		close(m->sigfd);
+	m->sigfd = -1;
+	if (m->pidfile_written)
+		unlink(m->pidfile_abs);
+	m->pidfile_written = false;
+	if (failed && m->logfile_created) {
+		log_set_file(NULL);
+		unlink(m->logfile_abs);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	log_set_ident("petrel-vmm");
+	struct vmm_main *m = calloc(1, sizeof(*m));
+	if (!m) {
+		fprintf(stderr, "petrel-vmm: out of memory\n");
+		return 1;
+	}
+	m->sigfd = -1;
+	m->daemon.report_fd = -1;
+
+	if (vmm_config_parse(argc, argv, &m->cfg, &m->err) < 0) {
+		fprintf(stderr, "petrel-vmm: %s\n", m->err.msg);
+		free(m);
+		return 1;
+	}
+	switch (m->cfg.action) {
+	case VMM_ACTION_VERSION:
+		printf("petrel-vmm version %s\n", PETREL_VERSION);
+		printf("StratoVirt-compatible command line; MicroVm machine on KVM (x86_64)\n");
+		free(m);
+		return 0;
+	case VMM_ACTION_HELP:
+		vmm_config_print_help();
+		free(m);
+		return 0;
+	case VMM_ACTION_RUN:
+		break;
+	}
+
+	if (vmm_start(m) < 0) {
+		/* Printed before the teardown: it may restore the terminal, and the
+		 * message belongs to the start that failed. */
+		log_error("%s", m->err.msg);
+		if (m->cfg.log_set && m->cfg.logfile[0])
+			fprintf(stderr, "petrel-vmm: %s\n", m->err.msg);
+		vmm_teardown(m, true);
+		free(m);
+		return 1;
+	}
+
+	int status = 1;
+	if (vm_run(m->vm, &m->err) < 0)
+		log_error("%s", m->err.msg);
+	else
+		status = vm_exit_status(m->vm);
+	vmm_teardown(m, false);
+	free(m);
+	return status;
+}
