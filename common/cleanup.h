@@ -16,7 +16,7 @@ static inline void cleanup_closep(int *fd)
 		close(*fd);
 }
 
-#define autofree __attribute__((cleanup(cleanup_freep)))
+#define autofree  __attribute__((cleanup(cleanup_freep)))
 #define autoclose __attribute__((cleanup(cleanup_closep)))
 
 /* Hand ownership over: the cleanup attribute on the source sees nothing. */

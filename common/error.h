@@ -18,9 +18,11 @@ struct perr {
 
 /* Sets the message; when code is a negative errno, ": strerror" is appended.
  * Returns code, so callers can write `return perr_set(err, -EINVAL, ...)`. */
-int perr_set(struct perr *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int perr_set(struct perr *err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* Like perr_set but without the strerror suffix. */
-int perr_setx(struct perr *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int perr_setx(struct perr *err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* Prefixes "context: " to the message; returns err->code. */
 int perr_wrap(struct perr *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void perr_clear(struct perr *err);

@@ -40,7 +40,7 @@ void log_set_ident(const char *ident)
 	snprintf(log_ident, sizeof(log_ident), "%s", ident);
 }
 
-static const char *const level_names[] = { "error", "warn", "info", "debug" };
+static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
 void log_msg(enum log_level level, const char *fmt, ...)
 {
@@ -55,8 +55,8 @@ void log_msg(enum log_level level, const char *fmt, ...)
 		clock_gettime(CLOCK_REALTIME, &ts);
 		gmtime_r(&ts.tv_sec, &tm);
 		off = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
-		off += (size_t)snprintf(line + off, sizeof(line) - off, ".%06ldZ %s ", ts.tv_nsec / 1000,
-					level_names[level]);
+		off += (size_t)snprintf(line + off, sizeof(line) - off, ".%06ldZ %s ",
+					ts.tv_nsec / 1000, level_names[level]);
 	}
 	off += (size_t)snprintf(line + off, sizeof(line) - off, "%s: ", log_ident);
 	if (level == LOG_WARN && log_fd == STDERR_FILENO)

@@ -28,14 +28,14 @@ struct log_ratelimit {
 bool log_ratelimit_ok(struct log_ratelimit *rl);
 
 #define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
-#define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
-#define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
+#define log_warn(...)  log_msg(LOG_WARN, __VA_ARGS__)
+#define log_info(...)  log_msg(LOG_INFO, __VA_ARGS__)
 #define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
 
-#define LOG_GUEST_RATELIMITED(rl, ...)                                                             \
-	do {                                                                                       \
-		if (log_ratelimit_ok(rl))                                                          \
-			log_msg(LOG_WARN, __VA_ARGS__);                                            \
+#define LOG_GUEST_RATELIMITED(rl, ...)                  \
+	do {                                            \
+		if (log_ratelimit_ok(rl))               \
+			log_msg(LOG_WARN, __VA_ARGS__); \
 	} while (0)
 
 #endif

@@ -6,6 +6,7 @@
 agent_prepare
 boot_agent
 
+step "start a long-running container"
 client run --hostname exec-box -- sh -c 'echo started; echo inside > /tmp/mark; exec sleep 600' \
 	>"$T/init" 2>&1 </dev/null &
 run_pid=$!
@@ -35,6 +36,7 @@ assert_contains "$T/missing.err" 'exec: "no-such-program": executable file not f
 client exec -- sh -c 'echo ready; exec sleep 600' >"$T/second" 2>&1 </dev/null &
 exec_pid=$!
 for i in $(seq 1 100); do grep -q ready "$T/second" && break; sleep 0.2; done
+step "kill --all KILL, then wait for both processes"
 # kill --all reaches every process in the container's pid namespace, exec'd ones included.
 client kill --all KILL || fail "kill --all failed"
 rc=0

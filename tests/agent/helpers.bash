@@ -43,6 +43,7 @@ make_rootfs() {
 # Sets CID and QEMU_PID; the console goes to $T/console.log.
 boot_agent() {
 	[ -e "$T/rootfs.ext4" ] || make_rootfs "$T/rootfs.ext4"
+	step "boot the guest"
 	CID=$((1000 + RANDOM))
 	qemu-system-x86_64 -M microvm -enable-kvm -cpu host -m 512 -smp 2 \
 		-nodefaults -no-user-config -nographic -no-reboot -serial "file:$T/console.log" \
@@ -58,6 +59,9 @@ boot_agent() {
 	fi
 }
 
+# step WHAT: a progress line in the test's log, so that a timeout shows where it stood.
+step() { echo "[$(date +%T)] $*"; }
+
 # client ARGS...: agent-client against the booted guest.
 client() { "$CLIENT" --cid "$CID" --wait 10 "$@"; }
 
@@ -66,6 +70,7 @@ client() { "$CLIENT" --cid "$CID" --wait 10 "$@"; }
 expect_run() {
 	local want=$1 out=$2 rc=0
 	shift 2
+	step "$*"
 	client "$@" >"$out" 2>"$out.err" </dev/null || rc=$?
 	if [ "$rc" != "$want" ]; then
 		echo "--- stdout:"; cat "$out"; echo "--- stderr:"; cat "$out.err"
@@ -76,6 +81,7 @@ expect_run() {
 
 # shutdown_agent: asks for the shutdown and waits for QEMU to exit.
 shutdown_agent() {
+	step "shutdown"
 	client shutdown >/dev/null || fail "shutdown request failed"
 	local i
 	for i in $(seq 1 300); do

@@ -16,6 +16,7 @@ expect_run 0 "$T/stderr" run -- sh -c 'echo out; echo err >&2'
 assert_eq "$(cat "$T/stderr")" "out" "stdout"
 assert_eq "$(cat "$T/stderr.err")" "err" "stderr"
 
+step "stdin relayed to cat"
 printf 'line one\nline two\n' >"$T/input"
 client run -- sh -c 'cat; echo after-eof' <"$T/input" >"$T/cat" || fail "cat through stdin failed"
 assert_eq "$(cat "$T/cat")" "$(printf 'line one\nline two\nafter-eof')" "stdin relayed to cat"
@@ -25,6 +26,7 @@ expect_run 0 "$T/yes" run -- sh -c 'yes 0123456789 | head -n 220000'
 assert_eq "$(wc -l <"$T/yes")" "220000" "lines of output received before the exit"
 
 # A long-running container, killed from a second connection: 128 + 9.
+step "a container killed from a second connection"
 client run -- sh -c 'echo started; exec sleep 600' >"$T/sleep" 2>&1 </dev/null &
 run_pid=$!
 for i in $(seq 1 100); do grep -q started "$T/sleep" && break; sleep 0.2; done

@@ -399,8 +399,9 @@ UNIT_TEST(test_machine_options)
 	UNIT_ASSERT(cfg.mem_share);
 	ASSERT_ERR(PARSE_K("-machine", "microvm,accel=tcg"),
 		   "-machine: accel=tcg is not supported; allowed: kvm");
-	ASSERT_ERR(PARSE_K("-machine", "microvm,usb=off"),
-		   "-machine: unknown key 'usb'; allowed: type, dump-guest-core, mem-share, acpi, accel");
+	ASSERT_ERR(
+	    PARSE_K("-machine", "microvm,usb=off"),
+	    "-machine: unknown key 'usb'; allowed: type, dump-guest-core, mem-share, acpi, accel");
 }
 
 UNIT_TEST(test_machine_acpi_defaults_off_and_can_be_enabled)

@@ -32,7 +32,7 @@ int bus_register(struct bus *bus, uint64_t base, uint64_t len, const struct bus_
 		ret = -ENOSPC;
 		goto out;
 	}
-	bus->ranges[bus->n_ranges++] = (struct bus_range){ base, len, ops, opaque };
+	bus->ranges[bus->n_ranges++] = (struct bus_range){base, len, ops, opaque};
 out:
 	pthread_rwlock_unlock(&bus->lock);
 	return ret;

@@ -68,7 +68,7 @@ int eventloop_add(struct eventloop *loop, int fd, uint32_t events, eventloop_cb 
 	w->fd = fd;
 	w->cb = cb;
 	w->opaque = opaque;
-	struct epoll_event ev = { .events = events ? events : EPOLLIN, .data.ptr = w };
+	struct epoll_event ev = {.events = events ? events : EPOLLIN, .data.ptr = w};
 	if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
 		int ret = -errno;
 		free(w);
@@ -92,7 +92,7 @@ int eventloop_modify(struct eventloop *loop, int fd, uint32_t events)
 	struct eventloop_watch *w = eventloop_find(loop, fd);
 	if (!w)
 		return -ENOENT;
-	struct epoll_event ev = { .events = events, .data.ptr = w };
+	struct epoll_event ev = {.events = events, .data.ptr = w};
 	return epoll_ctl(loop->epfd, EPOLL_CTL_MOD, fd, &ev) < 0 ? -errno : 0;
 }
 

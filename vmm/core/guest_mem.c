@@ -48,7 +48,7 @@ int guest_mem_add_region(struct guest_mem *mem, uint64_t gpa, uint64_t size, voi
 		if (gpa < r->gpa + r->size && r->gpa < gpa + size)
 			return -EINVAL;
 	}
-	mem->regions[mem->n_regions++] = (struct guest_mem_region){ gpa, size, hva };
+	mem->regions[mem->n_regions++] = (struct guest_mem_region){gpa, size, hva};
 	return 0;
 }
 

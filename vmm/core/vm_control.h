@@ -21,12 +21,12 @@ enum vm_run_state {
 
 /* QMP's SHUTDOWN "reason" values, as QEMU names them. */
 enum vm_shutdown_reason {
-	VM_SHUTDOWN_HOST_QMP_QUIT,	 /* "host-qmp-quit" */
-	VM_SHUTDOWN_HOST_SIGNAL,	 /* "host-signal" */
-	VM_SHUTDOWN_GUEST_SHUTDOWN,	 /* "guest-shutdown" (poweroff) */
-	VM_SHUTDOWN_GUEST_RESET,	 /* "guest-reset" (reboot, i8042 reset) */
-	VM_SHUTDOWN_GUEST_PANIC,	 /* "guest-panic" */
-	VM_SHUTDOWN_HOST_ERROR,		 /* "host-error": the VMM could not go on */
+	VM_SHUTDOWN_HOST_QMP_QUIT,  /* "host-qmp-quit" */
+	VM_SHUTDOWN_HOST_SIGNAL,    /* "host-signal" */
+	VM_SHUTDOWN_GUEST_SHUTDOWN, /* "guest-shutdown" (poweroff) */
+	VM_SHUTDOWN_GUEST_RESET,    /* "guest-reset" (reboot, i8042 reset) */
+	VM_SHUTDOWN_GUEST_PANIC,    /* "guest-panic" */
+	VM_SHUTDOWN_HOST_ERROR,	    /* "host-error": the VMM could not go on */
 };
 
 enum vm_event_kind {

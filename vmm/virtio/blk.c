@@ -515,7 +515,7 @@ static int blk_open(struct virtio_blk *b, const struct vmm_drive *drive, struct 
 					 drive->file);
 		return perr_set(err, -errno, "open %s", drive->file);
 	}
-	uint64_t size;
+	uint64_t size = 0;
 	int ret = blk_image_size(b->fd, drive->file, &size, err);
 	if (ret < 0)
 		return ret;

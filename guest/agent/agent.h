@@ -1,0 +1,82 @@
+/*
+ * petrel-agent: PID 1 of the guest. It mounts the container's root disk, builds
+ * the container as runc would for what makes sense inside a VM, and relays its
+ * stdio and exit status over vsock (docs/agent-protocol.md).
+ *
+ *   main.c       PID-1 duties: early mounts, leaving the initramfs root, power off
+ *   server.c     the event loop: connections, requests, stdio relay, exit reports
+ *   container.c  the container: root disk, namespaces, pivot_root, mounts, /dev
+ *   process.c    the last steps of every container process: tty, user, caps, exec
+ */
+#ifndef PETREL_AGENT_H
+#define PETREL_AGENT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/agent-proto.h"
+#include "common/error.h"
+
+/* Where the agent mounts the container's root disk (its own mount namespace). */
+#define AGENT_ROOTFS_DIR "/run/petrel/rootfs"
+/* How long a child may take to set up before create, start or exec gives up. */
+#define AGENT_SETUP_TIMEOUT_MS 30000
+
+/* The agent's end of a process it spawned. */
+struct spawned {
+	pid_t pid;
+	int sync_fd;   /* create: kept until start; -1 once the process runs */
+	int stdin_fd;  /* the pipe's write end, or a dup of the terminal master */
+	int stdout_fd; /* the pipe's read end, or the terminal master */
+	int stderr_fd; /* the pipe's read end, -1 with a terminal */
+	bool terminal;
+};
+
+void spawned_close(struct spawned *sp);
+
+/* ---- server.c ---- */
+
+/* Serves vsock `port` until a shutdown request has been carried out (then
+ * returns 0, and the caller powers the VM off) or a fatal error. */
+int server_run(uint32_t port, struct perr *err);
+
+/* ---- container.c ---- */
+
+/* Mounts the root disk at AGENT_ROOTFS_DIR (read-write unless the disk is read-only). */
+int container_mount_rootfs(const struct agent_create *c, struct perr *err);
+void container_unmount_rootfs(void);
+/* Forks the container's init: new namespaces, pivot_root, mounts, then the process
+ * set-up; returns when it waits for start. own_pidns_fd is the agent's pid namespace. */
+int container_spawn_init(const struct agent_create *c, int own_pidns_fd, struct spawned *sp,
+			 struct perr *err);
+/* Lets the init exec its program; returns once execve succeeded. */
+int container_start(struct spawned *sp, struct perr *err);
+/* Forks a process inside the namespaces of init_pid and execs it. */
+int container_spawn_exec(pid_t init_pid, const struct agent_process *p, int own_pidns_fd,
+			 struct spawned *sp, struct perr *err);
+
+/* ---- process.c (runs in the child) ---- */
+
+/* What the child has in hand when it finishes a process. */
+struct child_ctx {
+	int sync_fd;
+	const struct agent_process *process;
+	bool wait_start;   /* create: wait for the agent's start byte before execve */
+	bool bind_console; /* create with a terminal: the pty slave becomes /dev/console */
+};
+
+/* Reports a set-up failure to the agent and exits; the child's only way out. */
+void child_fail(int sync_fd, int errnum, const char *fmt, ...)
+    __attribute__((noreturn, format(printf, 3, 4)));
+/* The common tail: terminal, rlimits, user, capabilities, cwd, execve. */
+void child_finish_process(const struct child_ctx *ctx) __attribute__((noreturn));
+/* Child side of the sync socket: moves fds into place and closes everything else. */
+int child_setup_fds(int sync_fd, const int stdio[3]);
+
+/* The sync channel's messages (SOCK_SEQPACKET, one byte of kind then text). */
+#define SYNC_READY 'R' /* set up; carries the terminal master with SCM_RIGHTS */
+#define SYNC_ERROR 'E' /* followed by the message */
+#define SYNC_START 'S' /* agent to child: execve now */
+
+#endif
