@@ -1,4 +1,5 @@
 #include "chardev.h"
+#include "daemon.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -461,22 +462,6 @@ static void socket_accept(void *opaque, uint32_t events)
 	}
 }
 
-/* The path as an absolute one, so that it can be unlinked after chdir("/"). */
-static int absolute_path(const char *path, char *out, size_t size)
-{
-	if (path[0] == '/') {
-		if ((size_t)snprintf(out, size, "%s", path) >= size)
-			return -ENAMETOOLONG;
-		return 0;
-	}
-	char cwd[PATH_MAX];
-	if (!getcwd(cwd, sizeof(cwd)))
-		return -errno;
-	if ((size_t)snprintf(out, size, "%s/%s", cwd, path) >= size)
-		return -ENAMETOOLONG;
-	return 0;
-}
-
 /* A socket file nobody listens on is left over from a dead process. */
 static bool socket_is_stale(const char *path)
 {
@@ -519,7 +504,8 @@ static int open_socket(struct chardev *chr, const struct vmm_chardev *cfg, struc
 		return perr_setx(err, -ENAMETOOLONG, "socket path %s is longer than %zu bytes",
 				 cfg->path, sizeof(sa.sun_path) - 1);
 	memcpy(sa.sun_path, cfg->path, strlen(cfg->path) + 1);
-	int rc = absolute_path(cfg->path, chr->sock_path, sizeof(chr->sock_path));
+	/* Absolute, so that it can be unlinked after -daemonize chdir("/"). */
+	int rc = path_make_absolute(cfg->path, chr->sock_path, sizeof(chr->sock_path));
 	if (rc < 0)
 		return perr_set(err, rc, "%s", cfg->path);
 	if (!cfg->server)

@@ -36,6 +36,5 @@ const char *vm_kernel_cmdline(const struct vm *vm);
 void vm_destroy(struct vm *vm);
 
 /* For logs and QMP: "guest-reset", "host-signal", ... */
-const char *vm_shutdown_reason_name(enum vm_shutdown_reason reason);
 
 #endif

@@ -43,6 +43,9 @@ struct vm_event {
 	bool guest;			/* caused by the guest */
 };
 
+/* QMP's name for a reason: "host-qmp-quit", "guest-reset", ... */
+const char *vm_shutdown_reason_name(enum vm_shutdown_reason reason);
+
 typedef void (*vm_event_hook)(void *opaque, const struct vm_event *ev);
 
 /* One hook; QMP installs it. */

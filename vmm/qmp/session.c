@@ -161,25 +161,6 @@ int qmp_session_greet(struct qmp_session *s)
 
 /* ---- Events ---- */
 
-static const char *qmp_shutdown_reason_name(enum vm_shutdown_reason reason)
-{
-	switch (reason) {
-	case VM_SHUTDOWN_HOST_QMP_QUIT:
-		return "host-qmp-quit";
-	case VM_SHUTDOWN_HOST_SIGNAL:
-		return "host-signal";
-	case VM_SHUTDOWN_GUEST_SHUTDOWN:
-		return "guest-shutdown";
-	case VM_SHUTDOWN_GUEST_RESET:
-		return "guest-reset";
-	case VM_SHUTDOWN_GUEST_PANIC:
-		return "guest-panic";
-	case VM_SHUTDOWN_HOST_ERROR:
-		return "host-error";
-	}
-	return "none";
-}
-
 static const char *qmp_event_name(enum vm_event_kind kind)
 {
 	switch (kind) {
@@ -223,7 +204,7 @@ int qmp_session_send_event(struct qmp_session *s, const struct vm_event *ev,
 		qmp_gen_key_bool(g, "guest", ev->guest);
 		/* RESET carries QEMU's reset reasons, which the VM does not set. */
 		if (ev->kind == VM_EVENT_SHUTDOWN)
-			qmp_gen_key_string(g, "reason", qmp_shutdown_reason_name(ev->reason));
+			qmp_gen_key_string(g, "reason", vm_shutdown_reason_name(ev->reason));
 		else
 			qmp_gen_key_string(g, "reason",
 					   ev->guest ? "guest-reset" : "host-qmp-system-reset");
