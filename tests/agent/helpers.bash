@@ -3,6 +3,9 @@
 # root disk, and a vhost-vsock device; agent-client drives the agent from here.
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
 
+# run-suite's timeout sends TERM: exit so that the cleanups (QEMU) run.
+trap 'exit 143' TERM INT
+
 AGENT_INITRD=$GUEST/agent-initramfs.cpio.gz
 CLIENT=$BUILD/tests-tools/agent-client
 # Applets the tests use: linking all ~400 costs minutes under the testbed's TCG.
@@ -53,6 +56,9 @@ boot_agent() {
 		-device "vhost-vsock-device,guest-cid=$CID" >"$T/qemu.log" 2>&1 &
 	QEMU_PID=$!
 	on_exit "kill $QEMU_PID 2>/dev/null; wait $QEMU_PID 2>/dev/null"
+	# The guest's console (the agent logs every request there) next to the test's log.
+	mkdir -p "$PROJ/build/test-logs"
+	on_exit "cp '$T/console.log' '$PROJ/build/test-logs/agent_$(basename "$0" .sh).console.log' 2>/dev/null"
 	if ! "$CLIENT" --cid "$CID" --wait 180 hello >/dev/null; then
 		echo "--- console:"; tail -n 30 "$T/console.log"; echo "--- qemu:"; cat "$T/qemu.log"
 		fail "the agent did not answer on vsock cid $CID"

@@ -1,7 +1,10 @@
 /*
  * agent-client: drives petrel-agent from the host, for tests and by hand.
  *
- *   agent-client [--cid N | --uds PATH] [--port P] [--wait SECS] COMMAND ...
+ *   agent-client [--cid N | --uds PATH] [--port P] [--wait SECS] [--timeout SECS] COMMAND ...
+ *
+ *   --wait: keep trying to connect this long (the guest may be booting);
+ *   --timeout: longest wait for a reply to a request (default 60 s).
  *
  *   hello                      handshake; prints the agent's name and version
  *   run [OPTIONS] -- ARGS      create and start a container, relay its stdio,
@@ -47,6 +50,7 @@ struct opts {
 	const char *uds;
 	uint32_t port;
 	int wait_s;
+	int reply_timeout_s;
 	uint16_t resize_rows, resize_cols;
 };
 
@@ -96,6 +100,7 @@ struct session {
 	bool terminal;
 	int status; /* -1 until its exit arrives */
 	char agent_name[128];
+	int reply_timeout_s;
 };
 
 static void send_msg(struct session *s, const struct agent_msg *m)
@@ -211,9 +216,13 @@ static int pump(struct session *s, struct agent_msg *reply, int timeout_ms)
 static void request(struct session *s, const struct agent_msg *m, enum agent_msg_type want,
 		    struct agent_msg *reply)
 {
+	int64_t deadline = now_ms() + (int64_t)s->reply_timeout_s * 1000;
 	send_msg(s, m);
 	for (;;) {
 		int t = pump(s, reply, 1000);
+		if (t < 0 && now_ms() > deadline)
+			die("no %s from the agent within %d s", agent_msg_type_name(want),
+			    s->reply_timeout_s);
 		if (t < 0)
 			continue;
 		if (t == (int)want)
@@ -228,6 +237,7 @@ static void session_open(struct session *s, const struct opts *o)
 	memset(s, 0, sizeof(*s));
 	s->fd = connect_agent(o);
 	s->status = -1;
+	s->reply_timeout_s = o->reply_timeout_s;
 	agent_reader_init(&s->rd);
 	agent_writer_init(&s->wr);
 	struct agent_msg hello = {.type = AGENT_MSG_HELLO}, reply;
@@ -635,7 +645,7 @@ static int cmd_shutdown(struct opts *o)
 
 int main(int argc, char **argv)
 {
-	struct opts o = {.cid = 3, .port = AGENT_VSOCK_PORT, .wait_s = 0};
+	struct opts o = {.cid = 3, .port = AGENT_VSOCK_PORT, .wait_s = 0, .reply_timeout_s = 60};
 	int i;
 	signal(SIGPIPE, SIG_IGN);
 	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
@@ -650,6 +660,8 @@ int main(int argc, char **argv)
 			o.port = (uint32_t)parse_num(argv[++i], 10, "--port");
 		else if (!strcmp(a, "--wait"))
 			o.wait_s = (int)parse_num(argv[++i], 10, "--wait");
+		else if (!strcmp(a, "--timeout"))
+			o.reply_timeout_s = (int)parse_num(argv[++i], 10, "--timeout");
 		else
 			die("unknown option %s", a);
 	}
