@@ -121,7 +121,87 @@ static const struct cli_key blk_device_keys[] = {
 };
 
 /* The socket path is bound later: it must fit sun_path with its NUL. */
-#define CLI_SUN_PATH_MAX 107
+#define CLI_SUN_PATH_MAX (VMM_SUN_PATH_MAX - 1)
+
+/* -device virtio-net-device. mac is parsed by net_device_add. */
+struct net_device_opts {
+	struct vmm_net_device dev;
+	char mac[32];
+};
+static const struct cli_key net_device_keys[] = {
+    {"netdev", CLI_ID, .required = true, CLI_SETS(struct net_device_opts, dev.netdev)},
+    {"id", CLI_ID, CLI_SETS(struct net_device_opts, dev.id)},
+    {"mac", CLI_STRING, CLI_SETS(struct net_device_opts, mac)},
+    {"iothread", CLI_ID, CLI_SETS(struct net_device_opts, dev.iothread)},
+    {"bootindex", CLI_UINT, .min = 0, .max = 255},
+};
+
+static const struct cli_key vsock_device_keys[] = {
+    {"id", CLI_ID, .required = true, CLI_SETS(struct vmm_vsock_device, id)},
+    {"guest-cid", CLI_UINT, .required = true, .min = VMM_VSOCK_MIN_CID, .max = VMM_VSOCK_MAX_CID,
+     CLI_SETS(struct vmm_vsock_device, guest_cid)},
+    {"uds-path", CLI_PATH, .max = CLI_SUN_PATH_MAX, CLI_SETS(struct vmm_vsock_device, uds_path)},
+};
+
+static const struct cli_key virtio_serial_keys[] = {
+    {"id", CLI_ID, CLI_SETS(struct vmm_virtio_serial, id)},
+};
+
+static const struct cli_key virtconsole_keys[] = {
+    {"chardev", CLI_ID, .required = true, CLI_SETS(struct vmm_virtio_serial, console_chardev)},
+    {"id", CLI_ID, .required = true, CLI_SETS(struct vmm_virtio_serial, console_id)},
+};
+
+static const struct cli_key balloon_keys[] = {
+    {"id", CLI_ID, CLI_SETS(struct vmm_balloon, id)},
+    {"deflate-on-oom", CLI_BOOL, CLI_SETS(struct vmm_balloon, deflate_on_oom)},
+};
+
+/* Rate limit of virtio-rng: max-bytes per period milliseconds, both or neither. */
+#define RNG_MAX_PERIOD_MS 1000000ull
+static const struct cli_key rng_device_keys[] = {
+    {"rng", CLI_ID, .required = true, CLI_SETS(struct vmm_rng, rng)},
+    {"id", CLI_ID, CLI_SETS(struct vmm_rng, id)},
+    {"max-bytes", CLI_UINT, .min = 1, .max = UINT32_MAX, CLI_SETS(struct vmm_rng, max_bytes)},
+    {"period", CLI_UINT, .min = 1, .max = RNG_MAX_PERIOD_MS, CLI_SETS(struct vmm_rng, period_ms)},
+};
+
+/* -netdev tap. fd and fds are parsed by handle_netdev. */
+struct netdev_opts {
+	struct vmm_netdev nd;
+	uint64_t fd;
+	char fds[128];
+	uint64_t vhostfd;
+};
+static const struct cli_key netdev_tap_keys[] = {
+    {"id", CLI_ID, .required = true, CLI_SETS(struct netdev_opts, nd.id)},
+    {"ifname", CLI_STRING, CLI_SETS(struct netdev_opts, nd.ifname)},
+    {"fd", CLI_UINT, .min = 0, .max = INT_MAX, CLI_SETS(struct netdev_opts, fd)},
+    {"fds", CLI_STRING, CLI_SETS(struct netdev_opts, fds)},
+    {"vhost", CLI_BOOL, CLI_SETS(struct netdev_opts, nd.vhost)},
+    {"vhostfd", CLI_UINT, .min = 0, .max = INT_MAX, CLI_SETS(struct netdev_opts, vhostfd)},
+    {"queues", CLI_UINT, .min = 1, .max = VMM_NET_MAX_QUEUE_PAIRS,
+     CLI_SETS(struct netdev_opts, nd.queues)},
+};
+enum { NETDEV_ID, NETDEV_IFNAME, NETDEV_FD, NETDEV_FDS, NETDEV_VHOST, NETDEV_VHOSTFD };
+
+static const struct cli_key object_iothread_keys[] = {
+    {"id", CLI_ID, .required = true, CLI_SETS(struct vmm_iothread, id)},
+};
+static const struct cli_key object_rng_keys[] = {
+    {"id", CLI_ID, .required = true, CLI_SETS(struct vmm_rng, object_id)},
+    {"filename", CLI_PATH, .required = true, CLI_SETS(struct vmm_rng, filename)},
+};
+
+/* -petrel-container DIR[,notify-fd=N]: the runtime's container mode. */
+struct container_opts {
+	char dir[PATH_MAX];
+	uint64_t notify_fd;
+};
+static const struct cli_key container_keys[] = {
+    {"dir", CLI_PATH, .required = true, CLI_SETS(struct container_opts, dir)},
+    {"notify-fd", CLI_UINT, .min = 3, .max = INT_MAX, CLI_SETS(struct container_opts, notify_fd)},
+};
 
 static const struct cli_key chardev_plain_keys[] = {
     {"id", CLI_ID, .required = true, CLI_SETS(struct vmm_chardev, id)},
@@ -191,23 +271,35 @@ struct cli_device_driver {
 	size_t nkeys;
 	int (*add)(struct cli_parse *p, const struct cli_device_driver *drv,
 		   const struct cli_kv *kv);
+	/* single_device_add: the struct vmm_config member the keys fill, and
+	 * its "present" flag (at most one such device per VM). */
+	size_t object_offset, present_offset;
 };
 
 static int blk_device_add(struct cli_parse *p, const struct cli_device_driver *drv,
 			  const struct cli_kv *kv);
+static int net_device_add(struct cli_parse *p, const struct cli_device_driver *drv,
+			  const struct cli_kv *kv);
+static int single_device_add(struct cli_parse *p, const struct cli_device_driver *drv,
+			     const struct cli_kv *kv);
 
+#define DRIVER_KEYS(table) table, ARRAY_SIZE(table)
+#define SINGLE(member, flag)                                    \
+	single_device_add, offsetof(struct vmm_config, member), \
+	    offsetof(struct vmm_config, member) +               \
+		offsetof(__typeof__(((struct vmm_config *)0)->member), flag)
 static const struct cli_device_driver device_drivers[] = {
-    {"virtio-blk-device", blk_device_keys, ARRAY_SIZE(blk_device_keys), blk_device_add},
+    {"virtio-blk-device", DRIVER_KEYS(blk_device_keys), blk_device_add, 0, 0},
+    {"virtio-net-device", DRIVER_KEYS(net_device_keys), net_device_add, 0, 0},
+    {"vhost-vsock-device", DRIVER_KEYS(vsock_device_keys), SINGLE(vsock, present)},
+    {"virtio-serial-device", DRIVER_KEYS(virtio_serial_keys), SINGLE(virtio_serial, present)},
+    {"virtconsole", DRIVER_KEYS(virtconsole_keys), SINGLE(virtio_serial, console_present)},
+    {"virtio-balloon-device", DRIVER_KEYS(balloon_keys), SINGLE(balloon, present)},
+    {"virtio-rng-device", DRIVER_KEYS(rng_device_keys), SINGLE(rng, present)},
 };
 
 /* Known StratoVirt drivers that petrel-vmm does not have yet. */
 static const char *const device_drivers_planned[] = {
-    "virtio-net-device",
-    "vhost-vsock-device",
-    "virtio-serial-device",
-    "virtconsole",
-    "virtio-balloon-device",
-    "virtio-rng-device",
     "virtio-blk-mmio",
     "virtio-blk-pci",
     "virtio-net-pci",
@@ -401,6 +493,229 @@ static int blk_device_add(struct cli_parse *p, const struct cli_device_driver *d
 	return 0;
 }
 
+/* "52:54:00:12:34:56" -> 6 bytes; a multicast address is refused. */
+static int parse_mac(const char *s, uint8_t mac[6])
+{
+	unsigned v[6];
+	char tail;
+	if (strlen(s) != 17 || sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3],
+				      &v[4], &v[5], &tail) != 6)
+		return -EINVAL;
+	for (int i = 0; i < 6; i++) {
+		if (s[i * 3] == '+' || s[i * 3] == '-' || s[i * 3 + 1] == ' ')
+			return -EINVAL;
+		mac[i] = (uint8_t)v[i];
+	}
+	return (mac[0] & 1) ? -EINVAL : 0;
+}
+
+static int net_device_add(struct cli_parse *p, const struct cli_device_driver *drv,
+			  const struct cli_kv *kv)
+{
+	struct vmm_config *cfg = p->cfg;
+	if (cfg->n_nets == VMM_MICROVM_MAX_NICS)
+		return perr_setx(p->err, -EINVAL,
+				 "%s: too many %s devices; allowed: at most %d on microvm", kv->opt,
+				 drv->name, VMM_MICROVM_MAX_NICS);
+	struct net_device_opts o;
+	memset(&o, 0, sizeof(o));
+	int rc = cli_kv_apply(kv, 1, NULL, drv->keys, drv->nkeys, &o, NULL, p->err);
+	if (rc < 0)
+		return rc;
+	if (o.mac[0]) {
+		if (parse_mac(o.mac, o.dev.mac) < 0)
+			return perr_setx(p->err, -EINVAL,
+					 "%s: mac '%.40s' is not valid; allowed: six hex bytes "
+					 "separated by ':' (52:54:00:12:34:56), not multicast",
+					 kv->opt, o.mac);
+		o.dev.mac_set = true;
+	}
+	cfg->nets[cfg->n_nets++] = o.dev;
+	return 0;
+}
+
+/* The devices a VM has at most one of: their keys fill a struct vmm_config member. */
+static int single_device_add(struct cli_parse *p, const struct cli_device_driver *drv,
+			     const struct cli_kv *kv)
+{
+	bool *present = (bool *)((char *)p->cfg + drv->present_offset);
+	if (*present)
+		return perr_setx(p->err, -EINVAL, "%s: a second %s; allowed: at most one per VM",
+				 kv->opt, drv->name);
+	int rc = cli_kv_apply(kv, 1, NULL, drv->keys, drv->nkeys,
+			      (char *)p->cfg + drv->object_offset, NULL, p->err);
+	if (rc < 0)
+		return rc;
+	*present = true;
+	return 0;
+}
+
+/* "3:4:5" -> fds[]; each a decimal fd, at most VMM_NET_MAX_QUEUE_PAIRS. */
+static int parse_fd_list(const char *s, int *fds, unsigned *n)
+{
+	char buf[128];
+	snprintf(buf, sizeof(buf), "%s", s);
+	*n = 0;
+	char *save = NULL;
+	size_t len = strlen(buf);
+	if (!len || buf[0] == ':' || buf[len - 1] == ':' || strstr(buf, "::"))
+		return -EINVAL;
+	for (char *tok = strtok_r(buf, ":", &save); tok; tok = strtok_r(NULL, ":", &save)) {
+		uint64_t v;
+		if (*n == VMM_NET_MAX_QUEUE_PAIRS || cli_parse_u64(tok, &v) < 0 || v > INT_MAX)
+			return -EINVAL;
+		fds[(*n)++] = (int)v;
+	}
+	return 0;
+}
+
+static int handle_netdev(struct cli_parse *p, const struct cli_option *o, const char *opt,
+			 const char *arg)
+{
+	struct vmm_config *cfg = p->cfg;
+	autokv struct cli_kv kv;
+	int rc = cli_kv_split(&kv, opt, arg, p->err);
+	if (rc < 0)
+		return rc;
+	const struct cli_item *first = &kv.items[0];
+	const char *type =
+	    first->value && strcmp(first->key, "type") == 0 ? first->value : first->raw;
+	if (strcmp(type, "tap") != 0)
+		return perr_setx(p->err, -EINVAL, "%s: unknown type '%.200s'; allowed: tap", opt,
+				 type);
+	if (cfg->n_netdevs == VMM_MAX_NETDEVS)
+		return perr_setx(p->err, -EINVAL, "%s: too many netdevs; allowed: at most %d", opt,
+				 VMM_MAX_NETDEVS);
+
+	struct netdev_opts n;
+	memset(&n, 0, sizeof(n));
+	uint64_t given = 0;
+	rc = cli_kv_apply(&kv, 1, NULL, o->keys, o->nkeys, &n, &given, p->err);
+	if (rc < 0)
+		return rc;
+	struct vmm_netdev *nd = &n.nd;
+	unsigned sources = !!(given & (1u << NETDEV_IFNAME)) + !!(given & (1u << NETDEV_FD)) +
+			   !!(given & (1u << NETDEV_FDS));
+	if (sources != 1)
+		return perr_setx(
+		    p->err, -EINVAL,
+		    "%s: netdev '%s' needs exactly one of ifname=, fd=, fds= (%u given)", opt,
+		    nd->id, sources);
+	if (given & (1u << NETDEV_FD)) {
+		nd->fds[0] = (int)n.fd;
+		nd->n_fds = 1;
+	} else if (given & (1u << NETDEV_FDS)) {
+		if (parse_fd_list(n.fds, nd->fds, &nd->n_fds) < 0)
+			return perr_setx(p->err, -EINVAL,
+					 "%s: fds '%.100s' is not valid; allowed: 1 to %d file "
+					 "descriptor numbers separated by ':'",
+					 opt, n.fds, VMM_NET_MAX_QUEUE_PAIRS);
+	}
+	nd->vhostfd = -1;
+	if (given & (1u << NETDEV_VHOSTFD)) {
+		if ((given & (1u << NETDEV_VHOST)) && !nd->vhost)
+			return perr_setx(p->err, -EINVAL,
+					 "%s: vhostfd= with vhost=off; allowed: vhostfd only with "
+					 "vhost=on",
+					 opt);
+		nd->vhost = true;
+		nd->vhostfd = (int)n.vhostfd;
+	}
+	if (!nd->queues)
+		nd->queues = nd->n_fds > 1 ? nd->n_fds : 1;
+	else if (nd->n_fds > 1 && nd->queues != nd->n_fds)
+		return perr_setx(p->err, -EINVAL,
+				 "%s: queues=%u but %u fds; allowed: one fd per queue pair", opt,
+				 nd->queues, nd->n_fds);
+	if (vmm_config_find_netdev(cfg, nd->id))
+		return perr_setx(p->err, -EINVAL,
+				 "%s: duplicate id '%s'; each netdev needs its own id", opt,
+				 nd->id);
+	cfg->netdevs[cfg->n_netdevs++] = *nd;
+	return 0;
+}
+
+static int handle_object(struct cli_parse *p, const struct cli_option *o, const char *opt,
+			 const char *arg)
+{
+	(void)o;
+	struct vmm_config *cfg = p->cfg;
+	autokv struct cli_kv kv;
+	int rc = cli_kv_split(&kv, opt, arg, p->err);
+	if (rc < 0)
+		return rc;
+	const char *type = kv.items[0].raw;
+	if (strcmp(type, "iothread") == 0) {
+		if (cfg->n_iothreads == VMM_MAX_IOTHREADS)
+			return perr_setx(p->err, -EINVAL,
+					 "%s: too many iothreads; allowed: at most %d", opt,
+					 VMM_MAX_IOTHREADS);
+		struct vmm_iothread it;
+		memset(&it, 0, sizeof(it));
+		rc = cli_kv_apply(&kv, 1, NULL, object_iothread_keys,
+				  ARRAY_SIZE(object_iothread_keys), &it, NULL, p->err);
+		if (rc < 0)
+			return rc;
+		if (vmm_config_find_iothread(cfg, it.id))
+			return perr_setx(p->err, -EINVAL,
+					 "%s: duplicate id '%s'; each iothread needs its own id",
+					 opt, it.id);
+		cfg->iothreads[cfg->n_iothreads++] = it;
+		return 0;
+	}
+	if (strcmp(type, "rng-random") == 0) {
+		if (cfg->rng.object_present)
+			return perr_setx(p->err, -EINVAL,
+					 "%s: a second rng-random object; allowed: at most one "
+					 "(one virtio-rng device per VM)",
+					 opt);
+		rc = cli_kv_apply(&kv, 1, NULL, object_rng_keys, ARRAY_SIZE(object_rng_keys),
+				  &cfg->rng, NULL, p->err);
+		if (rc < 0)
+			return rc;
+		cfg->rng.object_present = true;
+		return 0;
+	}
+	return perr_setx(p->err, -EINVAL,
+			 "%s: unknown object type '%.200s'; allowed: iothread, "
+			 "rng-random",
+			 opt, type);
+}
+
+static int handle_mem_path(struct cli_parse *p, const struct cli_option *o, const char *opt,
+			   const char *arg)
+{
+	if (arg[0] != '/')
+		return perr_setx(p->err, -EINVAL,
+				 "%s: '%.200s' is not an absolute path; allowed: an absolute path "
+				 "to a hugetlbfs directory",
+				 opt, arg);
+	return handle_path(p, o, opt, arg);
+}
+
+static int handle_container(struct cli_parse *p, const struct cli_option *o, const char *opt,
+			    const char *arg)
+{
+	struct container_opts c;
+	memset(&c, 0, sizeof(c));
+	uint64_t given = 0;
+	autokv struct cli_kv kv;
+	int rc = cli_kv_split(&kv, opt, arg, p->err);
+	if (rc < 0)
+		return rc;
+	rc = cli_kv_apply(&kv, 0, o->implicit, o->keys, o->nkeys, &c, &given, p->err);
+	if (rc < 0)
+		return rc;
+	if (c.dir[0] != '/')
+		return perr_setx(p->err, -EINVAL,
+				 "%s: '%.200s' is not an absolute path; allowed: the container's "
+				 "state directory",
+				 opt, c.dir);
+	memcpy(p->cfg->container_dir, c.dir, sizeof(c.dir));
+	p->cfg->container_notify_fd = (given & 2u) ? (int)c.notify_fd : -1;
+	return 0;
+}
+
 static int handle_device(struct cli_parse *p, const struct cli_option *o, const char *opt,
 			 const char *arg)
 {
@@ -578,13 +893,6 @@ static int handle_action(struct cli_parse *p, const struct cli_option *o, const 
 	return 0;
 }
 
-static int handle_unsupported(struct cli_parse *p, const struct cli_option *o, const char *opt,
-			      const char *arg)
-{
-	(void)arg;
-	return perr_setx(p->err, -EOPNOTSUPP, "%s: not supported yet; %s", opt, o->help);
-}
-
 /* ------------------------------------------------------------------------ */
 /* The options                                                                */
 /* ------------------------------------------------------------------------ */
@@ -592,6 +900,7 @@ static int handle_unsupported(struct cli_parse *p, const struct cli_option *o, c
 static void print_device_forms(FILE *out);
 static void print_chardev_forms(FILE *out);
 static void print_serial_forms(FILE *out);
+static void print_object_forms(FILE *out);
 
 #define OPT_SETS(member) CLI_SETS(struct vmm_config, member)
 #define OPT_KEYS(table, implicit_key) \
@@ -634,12 +943,16 @@ static const struct cli_option cli_options[] = {
      .help = "do not install the seccomp filter"},
     {"S", CLI_ARG_NONE, false, handle_flag, OPT_SETS(start_paused),
      .help = "do not start the vCPUs until QMP 'cont'"},
-    {"netdev", CLI_ARG_REQUIRED, true, handle_unsupported, .arg_name = "...",
-     .help = "petrel-vmm has no network devices yet"},
-    {"object", CLI_ARG_REQUIRED, true, handle_unsupported, .arg_name = "...",
-     .help = "no objects (iothread, rng-random) yet"},
-    {"mem-path", CLI_ARG_REQUIRED, false, handle_unsupported, .arg_name = "PATH",
-     .help = "guest RAM is anonymous memory for now"},
+    {"netdev", CLI_ARG_REQUIRED, true, handle_netdev, OPT_KEYS(netdev_tap_keys, NULL),
+     .arg_name = "tap,id=ID,ifname=NAME|fd=N|fds=N:N...[,vhost=on|off][,vhostfd=N][,queues=N]",
+     .help = "a tap network backend for virtio-net-device, at most 2"},
+    {"object", CLI_ARG_REQUIRED, true, handle_object, .print_forms = print_object_forms,
+     .help = "an iothread (at most 8) or the rng-random source of virtio-rng-device"},
+    {"mem-path", CLI_ARG_REQUIRED, false, handle_mem_path, OPT_SETS(mem_path), .arg_name = "DIR",
+     .help = "back guest RAM with huge pages from this hugetlbfs directory (absolute path; "
+	     "the memory size must be a multiple of the huge page size)"},
+    {"petrel-container", CLI_ARG_REQUIRED, false, handle_container, OPT_KEYS(container_keys, "dir"),
+     .help = "container mode, used by the petrel runtime (docs/runtime.md)"},
     {"version", CLI_ARG_NONE, false, handle_action, .help = "print the version and exit"},
     {"help", CLI_ARG_NONE, false, handle_action, .help = "print this help and exit"},
     {"h", CLI_ARG_NONE, false, handle_action, .help = "same as -help"},
@@ -691,6 +1004,12 @@ static void print_serial_forms(FILE *out)
 	print_form(out, "serial", "chardev:ID");
 }
 
+static void print_object_forms(FILE *out)
+{
+	print_form(out, "object", "iothread,id=ID");
+	print_form(out, "object", "rng-random,id=ID,filename=PATH");
+}
+
 /* "-smp [cpus=]N[,maxcpus=N]..." for a key option, "-kernel PATH" for a plain one. */
 static void cli_option_syntax(const struct cli_option *o, char *buf, size_t size)
 {
@@ -717,8 +1036,7 @@ void vmm_config_print_help(void)
 	for (size_t i = 0; i < ARRAY_SIZE(cli_options); i++) {
 		const struct cli_option *o = &cli_options[i];
 		cli_option_syntax(o, syntax, sizeof(syntax));
-		printf("  %s\n      %s%s\n", syntax,
-		       o->handle == handle_unsupported ? "not supported yet: " : "", o->help);
+		printf("  %s\n      %s\n", syntax, o->help);
 		if (o->print_forms)
 			o->print_forms(stdout);
 	}
@@ -758,11 +1076,20 @@ static const char *cli_typed_or(const struct cli_parse *p, const char *name, con
 	return t ? t : dflt;
 }
 
-static int cli_resolve_blks(struct cli_parse *p)
+static int cli_check_iothread(struct cli_parse *p, const char *opt, const char *dev,
+			      const char *iothread)
+{
+	if (!iothread[0] || vmm_config_find_iothread(p->cfg, iothread))
+		return 0;
+	return perr_setx(p->err, -EINVAL,
+			 "%s: device '%s': iothread '%s' does not exist; allowed: the id of an "
+			 "-object iothread",
+			 opt, dev, iothread);
+}
+
+static int cli_resolve_blks(struct cli_parse *p, const char *opt)
 {
 	struct vmm_config *cfg = p->cfg;
-	const char *opt = cli_typed_or(p, "device", "-device");
-
 	for (unsigned i = 0; i < cfg->n_blks; i++) {
 		struct vmm_blk_device *blk = &cfg->blks[i];
 		if (!vmm_config_find_drive(cfg, blk->drive))
@@ -776,27 +1103,139 @@ static int cli_resolve_blks(struct cli_parse *p)
 						 "%s: drive '%s' is already used by device '%s'; "
 						 "allowed: one device per drive",
 						 opt, blk->drive, cfg->blks[j].id);
-		if (blk->iothread[0])
+		/* A device without id= takes its drive's id (QMP names devices). */
+		if (!blk->id[0])
+			snprintf(blk->id, sizeof(blk->id), "%s", blk->drive);
+		int rc = cli_check_iothread(p, opt, blk->id, blk->iothread);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+static int cli_resolve_nets(struct cli_parse *p, const char *opt)
+{
+	struct vmm_config *cfg = p->cfg;
+	for (unsigned i = 0; i < cfg->n_nets; i++) {
+		struct vmm_net_device *net = &cfg->nets[i];
+		if (!vmm_config_find_netdev(cfg, net->netdev))
 			return perr_setx(
 			    p->err, -EINVAL,
-			    "%s: iothread '%s' does not exist; -object iothread is not "
-			    "supported yet",
-			    opt, blk->iothread);
-		/* A device without id= takes its drive's id (QMP names devices). */
-		bool defaulted = !blk->id[0];
-		if (defaulted)
-			snprintf(blk->id, sizeof(blk->id), "%s", blk->drive);
+			    "%s: netdev '%s' does not exist; allowed: the id of a -netdev", opt,
+			    net->netdev);
 		for (unsigned j = 0; j < i; j++)
-			if (strcmp(cfg->blks[j].id, blk->id) == 0)
+			if (strcmp(cfg->nets[j].netdev, net->netdev) == 0)
+				return perr_setx(p->err, -EINVAL,
+						 "%s: netdev '%s' is already used by device '%s'; "
+						 "allowed: one device per netdev",
+						 opt, net->netdev, cfg->nets[j].id);
+		if (!net->id[0])
+			snprintf(net->id, sizeof(net->id), "%s", net->netdev);
+		int rc = cli_check_iothread(p, opt, net->id, net->iothread);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+static int cli_resolve_singles(struct cli_parse *p, const char *opt)
+{
+	struct vmm_config *cfg = p->cfg;
+	struct vmm_virtio_serial *ser = &cfg->virtio_serial;
+	if (ser->console_present) {
+		if (!ser->present)
+			return perr_setx(p->err, -EINVAL,
+					 "%s: virtconsole '%s' needs a virtio-serial-device; add "
+					 "-device virtio-serial-device",
+					 opt, ser->console_id);
+		if (!vmm_config_find_chardev(cfg, ser->console_chardev))
+			return perr_setx(p->err, -EINVAL,
+					 "%s: chardev '%s' does not exist; allowed: the id of a "
+					 "-chardev",
+					 opt, ser->console_chardev);
+		if (cfg->serial == VMM_SERIAL_CHARDEV &&
+		    strcmp(cfg->serial_chardev, ser->console_chardev) == 0)
+			return perr_setx(
+			    p->err, -EINVAL,
+			    "%s: chardev '%s' is already used by -serial; allowed: one "
+			    "user per chardev",
+			    opt, ser->console_chardev);
+	}
+	struct vmm_rng *rng = &cfg->rng;
+	if (rng->present) {
+		if (!rng->object_present || strcmp(rng->object_id, rng->rng) != 0)
+			return perr_setx(
+			    p->err, -EINVAL,
+			    "%s: rng '%s' does not exist; allowed: the id of an -object "
+			    "rng-random",
+			    opt, rng->rng);
+		if (!rng->max_bytes != !rng->period_ms)
+			return perr_setx(p->err, -EINVAL,
+					 "%s: virtio-rng-device: max-bytes and period go together; "
+					 "give both or neither",
+					 opt);
+	}
+	if (cfg->balloon.present && cfg->mem_path[0])
+		return perr_setx(
+		    p->err, -EINVAL,
+		    "%s: virtio-balloon-device cannot be used with -mem-path; allowed: "
+		    "one of them (huge pages cannot be given back to the host)",
+		    opt);
+	return 0;
+}
+
+/* Device ids name devices in QMP: each must be unique over every kind. */
+static int cli_check_device_ids(struct cli_parse *p, const char *opt)
+{
+	const struct vmm_config *cfg = p->cfg;
+	const char *ids[VMM_MICROVM_MAX_DISKS + VMM_MICROVM_MAX_NICS + 5];
+	unsigned n = 0;
+	for (unsigned i = 0; i < cfg->n_blks; i++)
+		ids[n++] = cfg->blks[i].id;
+	for (unsigned i = 0; i < cfg->n_nets; i++)
+		ids[n++] = cfg->nets[i].id;
+	if (cfg->vsock.present)
+		ids[n++] = cfg->vsock.id;
+	if (cfg->virtio_serial.present)
+		ids[n++] = cfg->virtio_serial.id;
+	if (cfg->virtio_serial.console_present)
+		ids[n++] = cfg->virtio_serial.console_id;
+	if (cfg->balloon.present)
+		ids[n++] = cfg->balloon.id;
+	if (cfg->rng.present)
+		ids[n++] = cfg->rng.id;
+	for (unsigned i = 0; i < n; i++)
+		for (unsigned j = 0; ids[i][0] && j < i; j++)
+			if (strcmp(ids[i], ids[j]) == 0)
 				return perr_setx(
 				    p->err, -EINVAL,
-				    "%s: duplicate device id '%s'%s; allowed: one "
-				    "device per id",
-				    opt, blk->id,
-				    defaulted ? " (taken from drive=, as id= is absent)" : "");
-	}
+				    "%s: duplicate device id '%s' (a device without id= "
+				    "takes its drive or netdev id); allowed: one device "
+				    "per id",
+				    opt, ids[i]);
+	return 0;
+}
 
-	unsigned mmio = cfg->n_blks;
+/* Each virtio device takes one MMIO slot; virtconsole is a port of virtio-serial. */
+static unsigned vmm_config_mmio_devices(const struct vmm_config *cfg)
+{
+	return cfg->n_blks + cfg->n_nets + cfg->vsock.present + cfg->virtio_serial.present +
+	       cfg->balloon.present + cfg->rng.present;
+}
+
+static int cli_resolve_devices(struct cli_parse *p)
+{
+	const char *opt = cli_typed_or(p, "device", "-device");
+	int rc = cli_resolve_blks(p, opt);
+	if (rc == 0)
+		rc = cli_resolve_nets(p, opt);
+	if (rc == 0)
+		rc = cli_resolve_singles(p, opt);
+	if (rc == 0)
+		rc = cli_check_device_ids(p, opt);
+	if (rc < 0)
+		return rc;
+	unsigned mmio = vmm_config_mmio_devices(p->cfg);
 	if (mmio > VMM_MICROVM_MAX_MMIO)
 		return perr_setx(p->err, -EINVAL,
 				 "%s: %u MMIO devices; allowed: at most %d on microvm", opt, mmio,
@@ -813,7 +1252,7 @@ static int cli_resolve(struct cli_parse *p)
 				 "-kernel: missing; a guest kernel is required "
 				 "(-kernel PATH)");
 
-	int rc = cli_resolve_blks(p);
+	int rc = cli_resolve_devices(p);
 	if (rc < 0)
 		return rc;
 
@@ -860,6 +1299,7 @@ static void vmm_config_set_defaults(struct vmm_config *cfg)
 	cfg->cpus = 1;
 	cfg->mem_bytes = VMM_MIN_MEM;
 	cfg->serial = VMM_SERIAL_NONE;
+	cfg->container_notify_fd = -1;
 }
 
 int vmm_config_parse(int argc, char *const argv[], struct vmm_config *cfg, struct perr *err)
@@ -921,5 +1361,21 @@ const struct vmm_chardev *vmm_config_find_chardev(const struct vmm_config *cfg, 
 	for (unsigned i = 0; i < cfg->n_chardevs; i++)
 		if (strcmp(cfg->chardevs[i].id, id) == 0)
 			return &cfg->chardevs[i];
+	return NULL;
+}
+
+const struct vmm_netdev *vmm_config_find_netdev(const struct vmm_config *cfg, const char *id)
+{
+	for (unsigned i = 0; i < cfg->n_netdevs; i++)
+		if (strcmp(cfg->netdevs[i].id, id) == 0)
+			return &cfg->netdevs[i];
+	return NULL;
+}
+
+const struct vmm_iothread *vmm_config_find_iothread(const struct vmm_config *cfg, const char *id)
+{
+	for (unsigned i = 0; i < cfg->n_iothreads; i++)
+		if (strcmp(cfg->iothreads[i].id, id) == 0)
+			return &cfg->iothreads[i];
 	return NULL;
 }

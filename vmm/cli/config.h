@@ -25,12 +25,18 @@
 #define VMM_MAX_MEM    (512ull << 30)
 
 /* Per-VM limits of the seed document for MicroVm on x86. */
-#define VMM_MICROVM_MAX_DISKS 6
-#define VMM_MICROVM_MAX_NICS  2
-#define VMM_MICROVM_MAX_MMIO  11
-#define VMM_MAX_DRIVES	      16
-#define VMM_MAX_CHARDEVS      8
-#define VMM_MAX_IOTHREADS     8
+#define VMM_MICROVM_MAX_DISKS	6
+#define VMM_MICROVM_MAX_NICS	2
+#define VMM_MICROVM_MAX_MMIO	11
+#define VMM_MAX_DRIVES		16
+#define VMM_MAX_CHARDEVS	8
+#define VMM_MAX_IOTHREADS	8
+#define VMM_MAX_NETDEVS		VMM_MICROVM_MAX_NICS
+#define VMM_NET_MAX_QUEUE_PAIRS 8
+#define VMM_IFNAME_MAX		16  /* IFNAMSIZ */
+#define VMM_SUN_PATH_MAX	108 /* sizeof(sun_path) */
+#define VMM_VSOCK_MIN_CID	3ull
+#define VMM_VSOCK_MAX_CID	0xffffffffull
 
 enum vmm_machine_type {
 	VMM_MACHINE_MICROVM,
@@ -63,7 +69,70 @@ struct vmm_blk_device {
 	char id[VMM_ID_MAX];	   /* default: the drive's id; unique among devices */
 	char drive[VMM_ID_MAX];	   /* id of a struct vmm_drive */
 	char serial[21];	   /* VIRTIO_BLK_ID_BYTES + NUL */
-	char iothread[VMM_ID_MAX]; /* always "" until -object iothread exists */
+	char iothread[VMM_ID_MAX]; /* "" or the id of a struct vmm_iothread */
+};
+
+/* -netdev tap,id=,ifname=|fd=|fds=[,vhost=on|off][,vhostfd=][,queues=].
+ * Exactly one of ifname, fd, fds is set. Inherited fds are not checked here. */
+struct vmm_netdev {
+	char id[VMM_ID_MAX];
+	char ifname[VMM_IFNAME_MAX];	  /* "" when fd= or fds= */
+	int fds[VMM_NET_MAX_QUEUE_PAIRS]; /* fd= (n_fds 1) or fds=a:b:c */
+	unsigned n_fds;
+	bool vhost;	 /* vhost=on: /dev/vhost-net when the host has it */
+	int vhostfd;	 /* -1 when absent */
+	unsigned queues; /* queue pairs, default 1 (or n_fds) */
+};
+
+/* -device virtio-net-device,netdev=,id=[,mac=][,iothread=] */
+struct vmm_net_device {
+	char id[VMM_ID_MAX];
+	char netdev[VMM_ID_MAX];
+	uint8_t mac[6];
+	bool mac_set; /* false: the VMM derives a stable MAC from the VM name and id */
+	char iothread[VMM_ID_MAX];
+};
+
+/* -device vhost-vsock-device,id=,guest-cid=N[,uds-path=PATH] */
+struct vmm_vsock_device {
+	bool present;
+	char id[VMM_ID_MAX];
+	uint64_t guest_cid; /* [3, 2^32 - 1] */
+	/* Firecracker's hybrid vsock: forces the built-in device. "" when absent. */
+	char uds_path[VMM_SUN_PATH_MAX];
+};
+
+/* -device virtio-serial-device[,id=] with -device virtconsole,chardev=,id= */
+struct vmm_virtio_serial {
+	bool present;
+	char id[VMM_ID_MAX];
+	bool console_present;
+	char console_id[VMM_ID_MAX];
+	char console_chardev[VMM_ID_MAX]; /* id of a struct vmm_chardev */
+};
+
+/* -device virtio-balloon-device[,id=][,deflate-on-oom=] */
+struct vmm_balloon {
+	bool present;
+	char id[VMM_ID_MAX];
+	bool deflate_on_oom; /* default false */
+};
+
+/* -object rng-random,id=,filename= with -device virtio-rng-device,rng=[,max-bytes=,period=] */
+struct vmm_rng {
+	bool object_present;
+	char object_id[VMM_ID_MAX];
+	char filename[PATH_MAX];
+	bool present; /* the device */
+	char id[VMM_ID_MAX];
+	char rng[VMM_ID_MAX];
+	uint64_t max_bytes; /* 0: unlimited; else max_bytes per period_ms */
+	uint64_t period_ms;
+};
+
+/* -object iothread,id= */
+struct vmm_iothread {
+	char id[VMM_ID_MAX];
 };
 
 enum vmm_serial_kind {
@@ -104,6 +173,18 @@ struct vmm_config {
 	struct vmm_blk_device blks[VMM_MICROVM_MAX_DISKS];
 	unsigned n_blks;
 
+	struct vmm_netdev netdevs[VMM_MAX_NETDEVS];
+	unsigned n_netdevs;
+	struct vmm_net_device nets[VMM_MICROVM_MAX_NICS];
+	unsigned n_nets;
+	struct vmm_vsock_device vsock;
+	struct vmm_virtio_serial virtio_serial;
+	struct vmm_balloon balloon;
+	struct vmm_rng rng;
+	struct vmm_iothread iothreads[VMM_MAX_IOTHREADS];
+	unsigned n_iothreads;
+	char mem_path[PATH_MAX]; /* -mem-path: hugetlbfs directory; "" when absent */
+
 	struct vmm_chardev chardevs[VMM_MAX_CHARDEVS];
 	unsigned n_chardevs;
 
@@ -118,6 +199,11 @@ struct vmm_config {
 	bool daemonize;
 	bool disable_seccomp;
 	bool start_paused; /* -S */
+
+	/* -petrel-container DIR[,notify-fd=N]: the runtime's container mode
+	 * (docs/runtime.md). "" and -1 when absent. */
+	char container_dir[PATH_MAX];
+	int container_notify_fd;
 };
 
 /* Fills *cfg from argv (argv[0] is the program). On a bad value returns
@@ -127,6 +213,8 @@ int vmm_config_parse(int argc, char *const argv[], struct vmm_config *cfg, struc
 /* Lookups used by vm_build; NULL when absent. */
 const struct vmm_drive *vmm_config_find_drive(const struct vmm_config *cfg, const char *id);
 const struct vmm_chardev *vmm_config_find_chardev(const struct vmm_config *cfg, const char *id);
+const struct vmm_netdev *vmm_config_find_netdev(const struct vmm_config *cfg, const char *id);
+const struct vmm_iothread *vmm_config_find_iothread(const struct vmm_config *cfg, const char *id);
 
 /* The text printed by -help. */
 void vmm_config_print_help(void);
