@@ -467,6 +467,14 @@ static void vm_remove_devices(struct vm *vm)
 	vm->buses_ready = false;
 }
 
+/* The loop of the iothread named id, or NULL (the main loop) for "". */
+static struct eventloop *vm_iothread_loop(struct vm *vm, const char *id)
+{
+	(void)vm;
+	(void)id;
+	return NULL; /* -object iothread: not wired yet */
+}
+
 /* what: the option as errors name it ("-chardev con0", "-serial"). */
 static int vm_add_chardev(struct vm *vm, const struct vmm_chardev *cfg, const char *label,
 			  const char *what, struct perr *err)
@@ -523,48 +531,64 @@ static int vm_add_serial(struct vm *vm, const struct vmm_config *cfg, struct per
 	return serial8250_create(&sc, &vm->serial, err);
 }
 
+/*
+ * Places one virtio device in the next MMIO slot: window, interrupt line and,
+ * without ACPI, its virtio_mmio.device= entry. Takes ownership of dev, also on
+ * failure. loop: where its queues are processed (the main loop or an
+ * iothread's). what: the option as errors name it ("-device vsock0").
+ */
+static int vm_attach_virtio(struct vm *vm, const struct vmm_config *cfg, struct virtio_dev *dev,
+			    struct eventloop *loop, const char *what, struct perr *err)
+{
+	if (vm->n_virtio >= VMM_MICROVM_MAX_MMIO) {
+		dev->ops->destroy(dev);
+		return perr_setx(err, -ENOSPC, "%s: at most %d MMIO devices", what,
+				 VMM_MICROVM_MAX_MMIO);
+	}
+	struct virtio_mmio_host host = {
+	    .mem = &vm->mem,
+	    .mmio_bus = &vm->mmio,
+	    .loop = loop ? loop : vm->loop,
+	    .vm_fd = vm->vm_fd,
+	    .base = X86_VIRTIO_MMIO_BASE + (uint64_t)vm->n_virtio * VIRTIO_MMIO_SIZE,
+	    .gsi = X86_VIRTIO_MMIO_FIRST_GSI + vm->n_virtio,
+	};
+	struct virtio_mmio *t;
+	int rc = virtio_mmio_attach(&host, dev, &t, err);
+	if (rc < 0)
+		return perr_wrap(err, "%s", what);
+	vm->virtio_res[vm->n_virtio] = (struct acpi_mmio_dev){host.base, VIRTIO_MMIO_SIZE, host.gsi};
+	vm->virtio[vm->n_virtio++] = t;
+	/* Without ACPI, Linux finds virtio-mmio devices on x86 only through
+	 * these parameters; with it, the DSDT lists them. */
+	if (cfg->acpi)
+		return 0;
+	size_t off = strlen(vm->virtio_cmdline);
+	int n = snprintf(vm->virtio_cmdline + off, sizeof(vm->virtio_cmdline) - off,
+			 " virtio_mmio.device=%u@%#llx:%u", (unsigned)VIRTIO_MMIO_SIZE,
+			 (unsigned long long)host.base, host.gsi);
+	if (n < 0 || (size_t)n >= sizeof(vm->virtio_cmdline) - off)
+		return perr_setx(err, -E2BIG, "kernel command line: too many devices");
+	return 0;
+}
+
 static int vm_add_virtio_blks(struct vm *vm, const struct vmm_config *cfg, struct perr *err)
 {
-	size_t off = 0;
-	vm->virtio_cmdline[0] = '\0';
 	for (unsigned i = 0; i < cfg->n_blks; i++) {
 		const struct vmm_blk_device *blk = &cfg->blks[i];
 		const struct vmm_drive *drive = vmm_config_find_drive(cfg, blk->drive);
 		if (!drive)
 			return perr_setx(err, -EINVAL, "-device %s: drive '%s' does not exist",
 					 blk->id, blk->drive);
-		if (vm->n_virtio >= VMM_MICROVM_MAX_MMIO)
-			return perr_setx(err, -ENOSPC, "-device %s: at most %d MMIO devices",
-					 blk->id, VMM_MICROVM_MAX_MMIO);
 		struct virtio_dev *dev;
 		int rc = virtio_blk_create(drive, blk, &dev, err);
 		if (rc < 0)
 			return rc;
-		struct virtio_mmio_host host = {
-		    .mem = &vm->mem,
-		    .mmio_bus = &vm->mmio,
-		    .loop = vm->loop,
-		    .vm_fd = vm->vm_fd,
-		    .base = X86_VIRTIO_MMIO_BASE + (uint64_t)vm->n_virtio * VIRTIO_MMIO_SIZE,
-		    .gsi = X86_VIRTIO_MMIO_FIRST_GSI + vm->n_virtio,
-		};
-		struct virtio_mmio *t;
-		rc = virtio_mmio_attach(&host, dev, &t, err);
+		char what[VMM_ID_MAX + 16];
+		snprintf(what, sizeof(what), "-device %s", blk->id);
+		rc = vm_attach_virtio(vm, cfg, dev, vm_iothread_loop(vm, blk->iothread), what, err);
 		if (rc < 0)
-			return perr_wrap(err, "-device %s", blk->id);
-		vm->virtio_res[vm->n_virtio] =
-		    (struct acpi_mmio_dev){host.base, VIRTIO_MMIO_SIZE, host.gsi};
-		vm->virtio[vm->n_virtio++] = t;
-		/* Without ACPI, Linux finds virtio-mmio devices on x86 only
-		 * through these parameters; with it, the DSDT lists them. */
-		if (cfg->acpi)
-			continue;
-		int n = snprintf(vm->virtio_cmdline + off, sizeof(vm->virtio_cmdline) - off,
-				 " virtio_mmio.device=%u@%#llx:%u", (unsigned)VIRTIO_MMIO_SIZE,
-				 (unsigned long long)host.base, host.gsi);
-		if (n < 0 || (size_t)n >= sizeof(vm->virtio_cmdline) - off)
-			return perr_setx(err, -E2BIG, "kernel command line: too many devices");
-		off += (size_t)n;
+			return rc;
 	}
 	return 0;
 }
@@ -618,6 +642,9 @@ static int vm_add_devices(struct vm *vm, const struct vmm_config *cfg, struct pe
 			goto fail;
 	}
 
+	/* Each device kind in a fixed order, so slots (and the guest's device
+	 * names) do not depend on the order of the options. */
+	vm->virtio_cmdline[0] = '\0';
 	rc = vm_add_virtio_blks(vm, cfg, err);
 	if (rc < 0)
 		goto fail;
