@@ -37,3 +37,15 @@ for i in 0 1 2 3 4 5 6; do
 	args+=(-drive "id=d$i,file=$T/d$i" -device "virtio-blk-device,drive=d$i")
 done
 check_bad "-device: " "${args[@]}"
+# The device set of issue 4: bad values at parse time.
+check_bad "-netdev: unknown type 'user'" "${k[@]}" -netdev user,id=n0
+check_bad "-netdev: .*exactly one of ifname=, fd=, fds=" "${k[@]}" -netdev tap,id=n0
+check_bad "-device: netdev 'n9' does not exist" "${k[@]}" -device virtio-net-device,netdev=n9
+check_bad "-device: .*mac '01:00:00:00:00:00' is not valid" "${k[@]}" -netdev tap,id=n0,ifname=pt0 -device virtio-net-device,netdev=n0,mac=01:00:00:00:00:00
+check_bad "-device: guest-cid=2 is out of range; allowed: 3 to 4294967295" "${k[@]}" -device vhost-vsock-device,id=v0,guest-cid=2
+check_bad "-device: a second vhost-vsock-device" "${k[@]}" -device vhost-vsock-device,id=v0,guest-cid=3 -device vhost-vsock-device,id=v1,guest-cid=4
+check_bad "-device: virtconsole 'c0' needs a virtio-serial-device" "${k[@]}" -device virtconsole,chardev=x,id=c0
+check_bad "-device: rng 'r0' does not exist" "${k[@]}" -device virtio-rng-device,rng=r0
+check_bad "-object: too many iothreads; allowed: at most 8" "${k[@]}" $(for i in 0 1 2 3 4 5 6 7 8; do echo -object iothread,id=io$i; done)
+check_bad "-mem-path: .*not an absolute path" "${k[@]}" -mem-path hugepages
+check_bad "-device: virtio-balloon-device cannot be used with -mem-path" "${k[@]}" -mem-path /dev/hugepages -device virtio-balloon-device
