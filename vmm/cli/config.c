@@ -1087,55 +1087,65 @@ static int cli_check_iothread(struct cli_parse *p, const char *opt, const char *
 			 opt, dev, iothread);
 }
 
-static int cli_resolve_blks(struct cli_parse *p, const char *opt)
+/* A device that names its backend: virtio-blk a -drive, virtio-net a -netdev. */
+struct cli_backed_device {
+	char *id; /* VMM_ID_MAX bytes; "" takes the backend's id */
+	const char *backend;
+	const char *iothread;
+};
+
+static int cli_resolve_backed(struct cli_parse *p, const char *opt, const char *kind,
+			      struct cli_backed_device *devs, unsigned n,
+			      bool (*exists)(const struct vmm_config *cfg, const char *id))
 {
-	struct vmm_config *cfg = p->cfg;
-	for (unsigned i = 0; i < cfg->n_blks; i++) {
-		struct vmm_blk_device *blk = &cfg->blks[i];
-		if (!vmm_config_find_drive(cfg, blk->drive))
-			return perr_setx(
-			    p->err, -EINVAL,
-			    "%s: drive '%s' does not exist; allowed: the id of a -drive", opt,
-			    blk->drive);
+	for (unsigned i = 0; i < n; i++) {
+		struct cli_backed_device *d = &devs[i];
+		if (!exists(p->cfg, d->backend))
+			return perr_setx(p->err, -EINVAL,
+					 "%s: %s '%s' does not exist; allowed: the id of a -%s",
+					 opt, kind, d->backend, kind);
 		for (unsigned j = 0; j < i; j++)
-			if (strcmp(cfg->blks[j].drive, blk->drive) == 0)
+			if (strcmp(devs[j].backend, d->backend) == 0)
 				return perr_setx(p->err, -EINVAL,
-						 "%s: drive '%s' is already used by device '%s'; "
-						 "allowed: one device per drive",
-						 opt, blk->drive, cfg->blks[j].id);
-		/* A device without id= takes its drive's id (QMP names devices). */
-		if (!blk->id[0])
-			snprintf(blk->id, sizeof(blk->id), "%s", blk->drive);
-		int rc = cli_check_iothread(p, opt, blk->id, blk->iothread);
+						 "%s: %s '%s' is already used by device '%s'; "
+						 "allowed: one device per %s",
+						 opt, kind, d->backend, devs[j].id, kind);
+		/* A device without id= takes its backend's id (QMP names devices). */
+		if (!d->id[0])
+			snprintf(d->id, VMM_ID_MAX, "%s", d->backend);
+		int rc = cli_check_iothread(p, opt, d->id, d->iothread);
 		if (rc < 0)
 			return rc;
 	}
 	return 0;
 }
 
-static int cli_resolve_nets(struct cli_parse *p, const char *opt)
+static bool cli_drive_exists(const struct vmm_config *cfg, const char *id)
+{
+	return vmm_config_find_drive(cfg, id) != NULL;
+}
+
+static bool cli_netdev_exists(const struct vmm_config *cfg, const char *id)
+{
+	return vmm_config_find_netdev(cfg, id) != NULL;
+}
+
+_Static_assert(VMM_MICROVM_MAX_NICS <= VMM_MICROVM_MAX_DISKS, "devs[] below holds both");
+
+static int cli_resolve_blks_and_nets(struct cli_parse *p, const char *opt)
 {
 	struct vmm_config *cfg = p->cfg;
-	for (unsigned i = 0; i < cfg->n_nets; i++) {
-		struct vmm_net_device *net = &cfg->nets[i];
-		if (!vmm_config_find_netdev(cfg, net->netdev))
-			return perr_setx(
-			    p->err, -EINVAL,
-			    "%s: netdev '%s' does not exist; allowed: the id of a -netdev", opt,
-			    net->netdev);
-		for (unsigned j = 0; j < i; j++)
-			if (strcmp(cfg->nets[j].netdev, net->netdev) == 0)
-				return perr_setx(p->err, -EINVAL,
-						 "%s: netdev '%s' is already used by device '%s'; "
-						 "allowed: one device per netdev",
-						 opt, net->netdev, cfg->nets[j].id);
-		if (!net->id[0])
-			snprintf(net->id, sizeof(net->id), "%s", net->netdev);
-		int rc = cli_check_iothread(p, opt, net->id, net->iothread);
-		if (rc < 0)
-			return rc;
-	}
-	return 0;
+	struct cli_backed_device devs[VMM_MICROVM_MAX_DISKS];
+	for (unsigned i = 0; i < cfg->n_blks; i++)
+		devs[i] = (struct cli_backed_device){cfg->blks[i].id, cfg->blks[i].drive,
+						     cfg->blks[i].iothread};
+	int rc = cli_resolve_backed(p, opt, "drive", devs, cfg->n_blks, cli_drive_exists);
+	if (rc < 0)
+		return rc;
+	for (unsigned i = 0; i < cfg->n_nets; i++)
+		devs[i] = (struct cli_backed_device){cfg->nets[i].id, cfg->nets[i].netdev,
+						     cfg->nets[i].iothread};
+	return cli_resolve_backed(p, opt, "netdev", devs, cfg->n_nets, cli_netdev_exists);
 }
 
 static int cli_resolve_singles(struct cli_parse *p, const char *opt)
@@ -1226,9 +1236,7 @@ static unsigned vmm_config_mmio_devices(const struct vmm_config *cfg)
 static int cli_resolve_devices(struct cli_parse *p)
 {
 	const char *opt = cli_typed_or(p, "device", "-device");
-	int rc = cli_resolve_blks(p, opt);
-	if (rc == 0)
-		rc = cli_resolve_nets(p, opt);
+	int rc = cli_resolve_blks_and_nets(p, opt);
 	if (rc == 0)
 		rc = cli_resolve_singles(p, opt);
 	if (rc == 0)
