@@ -3,13 +3,17 @@
  * netsetup library call per subcommand (docs/network.md).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <linux/if_tun.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
 
 #include "netsetup/netsetup.h"
 
@@ -31,6 +35,16 @@ static const char usage_text[] =
     "  redirect-del --veth IF --tap IF      remove it (fine when absent)\n"
     "  show [--veth IF]                     print IF's MAC, MTU, addresses and routes as JSON\n"
     "                                       (default IF: the uplink)\n"
+    "  container-prepare --netns PATH [--tap NAME] [-- CMD [ARGS]]\n"
+    "                                       in a container's namespace: tap NAME (tap0),\n"
+    "                                       redirected to and from the only veth; prints\n"
+    "                                       the agent's network object. With CMD: runs it\n"
+    "                                       with the tap's fd as fd 3 (-netdev tap,fd=3),\n"
+    "                                       and the tap lives as long as that fd; without:\n"
+    "                                       the tap is persistent (-netdev tap,ifname=NAME)\n"
+    "  container-cleanup --netns PATH [--tap NAME]\n"
+    "                                       remove it (fine when absent or the namespace\n"
+    "                                       is gone)\n"
     "\n"
     "Every command also takes --netns PATH (/run/netns/NAME, /proc/PID/ns/net) to work\n"
     "inside that network namespace.\n";
@@ -45,6 +59,7 @@ struct cmd_args {
 	const char *tap;
 	long owner;
 	struct netsetup_addr cidr;
+	char **cmd; /* container-prepare -- CMD ARGS: NULL-terminated, or NULL */
 };
 
 static int run_bridge_add(void *arg, struct perr *err)
@@ -79,6 +94,64 @@ static int run_redirect_del(void *arg, struct perr *err)
 {
 	struct cmd_args *a = arg;
 	return netsetup_tc_redirect_teardown(a->veth, a->tap, err);
+}
+
+#define PREPARE_TAP_FD 3
+
+/* Execs cmd with the tap as fd PREPARE_TAP_FD, as the runtime hands it to
+ * petrel-vmm; returns only on failure. */
+static int exec_with_tap(char **cmd, int tap_fd, struct perr *err)
+{
+	if (tap_fd != PREPARE_TAP_FD) {
+		/* dup2 leaves the new fd without FD_CLOEXEC: the command gets it. */
+		if (dup2(tap_fd, PREPARE_TAP_FD) < 0)
+			return perr_set(err, -errno, "dup2 tap fd");
+	} else if (fcntl(tap_fd, F_SETFD, 0) < 0) {
+		return perr_set(err, -errno, "tap fd");
+	}
+	char num[16];
+	snprintf(num, sizeof(num), "%d", PREPARE_TAP_FD);
+	setenv("PETREL_TAP_FD", num, 1);
+	execvp(cmd[0], cmd);
+	return perr_set(err, -errno, "exec %s", cmd[0]);
+}
+
+/* The library's tap lives as long as its fd (the runtime hands it to the
+ * VMM). Without a command to hand it to, this command makes it persistent
+ * for a VMM that opens it by name (`ip netns exec NS petrel-vmm -netdev
+ * tap,id=n0,ifname=tap0`); with one, the tap goes with the command's fd. */
+static int run_container_prepare(void *arg, struct perr *err)
+{
+	struct cmd_args *a = arg;
+	struct netsetup_container_net net;
+	int rc = netsetup_container_prepare(a->netns, a->tap, &net, err);
+	if (rc < 0)
+		return rc;
+	char *json = NULL;
+	if (!a->cmd && ioctl(net.tap_fd, TUNSETPERSIST, 1L) < 0)
+		rc = perr_set(err, -errno, "tap %s: persist", net.tap_name);
+	else
+		rc = netsetup_container_net_to_json(&net, &json, err);
+	if (rc == 0) {
+		printf("%s\n", json);
+		if (fflush(stdout) != 0)
+			rc = perr_set(err, -errno, "stdout");
+	}
+	free(json);
+	if (rc == 0 && a->cmd)
+		rc = exec_with_tap(a->cmd, net.tap_fd, err);
+	close(net.tap_fd);
+	if (rc < 0) {
+		struct perr ignored;
+		netsetup_container_cleanup(a->netns, a->tap, &ignored);
+	}
+	return rc;
+}
+
+static int run_container_cleanup(void *arg, struct perr *err)
+{
+	struct cmd_args *a = arg;
+	return netsetup_container_cleanup(a->netns, a->tap, err);
 }
 
 static int run_show(void *arg, struct perr *err)
@@ -125,17 +198,20 @@ struct command {
 	int (*run)(void *arg, struct perr *err);
 	bool takes_name;
 	bool needs_veth_and_tap;
-	unsigned options; /* enum option_bit: what it accepts */
+	bool enters_netns; /* takes --netns itself (required) rather than being run inside it */
+	unsigned options;  /* enum option_bit: what it accepts */
 };
 
 static const struct command commands[] = {
-    {"bridge-add", run_bridge_add, true, false, OPT_ADDR | OPT_NETNS},
-    {"bridge-del", run_bridge_del, true, false, OPT_NETNS},
-    {"tap-add", run_tap_add, true, false, OPT_BRIDGE | OPT_USER | OPT_PERSIST | OPT_NETNS},
-    {"tap-del", run_tap_del, true, false, OPT_NETNS},
-    {"redirect-add", run_redirect_add, false, true, OPT_VETH | OPT_TAP | OPT_NETNS},
-    {"redirect-del", run_redirect_del, false, true, OPT_VETH | OPT_TAP | OPT_NETNS},
-    {"show", run_show, false, false, OPT_VETH | OPT_NETNS},
+    {"bridge-add", run_bridge_add, true, false, false, OPT_ADDR | OPT_NETNS},
+    {"bridge-del", run_bridge_del, true, false, false, OPT_NETNS},
+    {"tap-add", run_tap_add, true, false, false, OPT_BRIDGE | OPT_USER | OPT_PERSIST | OPT_NETNS},
+    {"tap-del", run_tap_del, true, false, false, OPT_NETNS},
+    {"redirect-add", run_redirect_add, false, true, false, OPT_VETH | OPT_TAP | OPT_NETNS},
+    {"redirect-del", run_redirect_del, false, true, false, OPT_VETH | OPT_TAP | OPT_NETNS},
+    {"show", run_show, false, false, false, OPT_VETH | OPT_NETNS},
+    {"container-prepare", run_container_prepare, false, false, true, OPT_TAP | OPT_NETNS},
+    {"container-cleanup", run_container_cleanup, false, false, true, OPT_TAP | OPT_NETNS},
 };
 
 __attribute__((format(printf, 1, 2))) static int fail(const char *fmt, ...)
@@ -241,6 +317,14 @@ int main(int argc, char **argv)
 		}
 	}
 	int positional = sub_argc - optind;
+	/* getopt stops at "--": what follows is container-prepare's command. */
+	if (cmd->run == run_container_prepare && optind > 1 &&
+	    strcmp(sub_argv[optind - 1], "--") == 0) {
+		if (positional < 1)
+			return fail("%s: no command after --", cmd->name);
+		a.cmd = sub_argv + optind;
+		positional = 0;
+	}
 	if (cmd->takes_name) {
 		if (positional < 1)
 			return fail("%s: missing NAME", cmd->name);
@@ -252,6 +336,8 @@ int main(int argc, char **argv)
 			    sub_argv[sub_argc - positional]);
 	if (cmd->needs_veth_and_tap && (!a.veth || !a.tap))
 		return fail("%s: --veth IF and --tap IF are both needed", cmd->name);
+	if (cmd->enters_netns && !a.netns)
+		return fail("%s: --netns PATH is needed", cmd->name);
 
 	struct perr err;
 	perr_clear(&err);
@@ -260,7 +346,9 @@ int main(int argc, char **argv)
 	if (a.user && parse_user(a.user, &a.owner) < 0)
 		return fail("--user: no user '%s'", a.user);
 
-	if (netsetup_netns_run(a.netns, cmd->run, &a, &err) < 0)
+	int rc = cmd->enters_netns ? cmd->run(&a, &err)
+				   : netsetup_netns_run(a.netns, cmd->run, &a, &err);
+	if (rc < 0)
 		return fail("%s", err.msg);
 	return 0;
 }

@@ -185,4 +185,45 @@ int netsetup_bridge_attach(const char *bridge, const struct netsetup_addr *bridg
 			   const char *tap_name, int *tap_fd, char tap_name_out[IFNAMSIZ],
 			   struct perr *err);
 
+/* ---- a container's network namespace, as the runtime sees it ---- */
+
+#define NETSETUP_CONTAINER_TAP "tap0"
+
+/* What netsetup_container_prepare made and found. */
+struct netsetup_container_net {
+	int tap_fd;			 /* the tap's queue fd, O_CLOEXEC; the caller owns it */
+	char tap_name[IFNAMSIZ];	 /* the tap, next to the veth in the namespace */
+	struct netsetup_netns_info veth; /* the veth the guest's eth0 replaces */
+};
+
+/* In the network namespace at `netns_path` (the calling thread comes back to
+ * its own on every path): finds the only link that is neither loopback nor a
+ * tun/tap (podman's, CNI's or netavark's veth; none or several is an error
+ * naming what is there), reads its MAC, MTU, addresses and routes, creates
+ * tap `tap_name` (NULL: NETSETUP_CONTAINER_TAP; an exact name, no "tap%d"
+ * template, since cleanup names it too; IFF_TAP|IFF_NO_PI|IFF_VNET_HDR, not
+ * persistent) with the veth's MTU, brings it up and sets up the tc
+ * redirect both ways. The veth keeps its addresses (docs/network.md).
+ * On failure nothing is left; on success out->tap_fd is the caller's. */
+int netsetup_container_prepare(const char *netns_path, const char *tap_name,
+			       struct netsetup_container_net *out, struct perr *err);
+/* Removes petrel's redirect filters (and the ingress qdiscs they leave
+ * empty) from every link in the namespace, then tap `tap_name` (NULL: the
+ * default) if it is still there. Idempotent: after kill -9 of the VMM (the
+ * tap is gone), twice in a row, or when the namespace no longer exists. */
+int netsetup_container_cleanup(const char *netns_path, const char *tap_name, struct perr *err);
+/* The agent's `network` object for it (docs/agent-protocol.md, create):
+ * {"interfaces": [{"name", "mac", "mtu", "addresses": ["10.88.0.5/16"]}],
+ *  "routes": [{"destination": "0.0.0.0/0", "gateway": "10.88.0.1", "metric": 100}]} */
+int netsetup_container_net_write_json(const struct netsetup_container_net *net, yajl_gen g);
+/* The same as malloc'ed, NUL-terminated text. */
+int netsetup_container_net_to_json(const struct netsetup_container_net *net, char **out,
+				   struct perr *err);
+/* For a host whose create message is already encoded (agent_msg_encode()
+ * knows no `network`): msg[0..len) with `"network": <net>` added as the last
+ * member of its JSON object, in a malloc'ed buffer (*out, *outlen; also
+ * NUL-terminated). Queue it with agent_writer_frame(wr, AGENT_FRAME_MSG, 0, …). */
+int netsetup_container_net_add_to_message(const struct netsetup_container_net *net, const char *msg,
+					  size_t len, char **out, size_t *outlen, struct perr *err);
+
 #endif

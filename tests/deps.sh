@@ -13,6 +13,10 @@ pkgs=(
 	linux-source-6.1 bc bison flex libelf-dev libssl-dev xz-utils cpio busybox-static e2fsprogs kmod
 	# testbed and peers
 	qemu-system-x86 qemu-utils iproute2 socat procps python3 dpkg-dev
+	# podman and containerd drive petrel (tests/runtime): Debian's podman 4.3 with
+	# its netavark network stack, and containerd 1.6 with the runc v2 shim
+	podman conmon crun runc golang-github-containers-common netavark aardvark-dns iptables
+	fuse-overlayfs slirp4netns containerd
 )
 # The guest agent links yajl statically, built from Debian's yajl source package.
 src_list=/etc/apt/sources.list.d/petrel-src.sources

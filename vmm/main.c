@@ -10,12 +10,17 @@
  *      the VMM), QMP "quit" or "system_reset", or SIGTERM / SIGINT / SIGHUP
  *   1  a bad command line, a failed start, or a host error while running
  *      (KVM internal error or failed VM entry, main loop failure)
+ * In container mode (-petrel-container DIR, used by the petrel runtime) the
+ * status is the container's: N, or 128+signal; 255 when the VM ended without
+ * the container reporting one; 1 when the agent could not be reached or
+ * refused the container (the reason also goes to the notify fd).
  * On any failure nothing is left behind: no QMP socket, no pidfile, and no log
  * file unless it existed before.
  *
  * With -daemonize the command returns once the VM is built and the pidfile
  * written (0), or when the daemon failed to start (1, the reason on stderr).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
@@ -33,6 +38,7 @@
 #include "core/eventloop.h"
 #include "core/vm.h"
 #include "qmp/qmp.h"
+#include "runtime/relay.h"
 
 struct vmm_main {
 	struct vmm_config cfg;
@@ -45,6 +51,13 @@ struct vmm_main {
 	int sigfd;
 	struct vm *vm;
 	struct qmp_server *qmp;
+	/* Container mode (-petrel-container): the relay to the container's init. */
+	struct agent_msg container_create;
+	char *container_create_raw;
+	size_t container_create_len;
+	struct relay *relay;
+	int container_status; /* -1 until the container exited */
+	bool container_failed;
 };
 
 /* SIGTERM, SIGINT and SIGHUP end the VM cleanly, through the main loop. */
@@ -65,6 +78,95 @@ static void vmm_on_signal(void *opaque, uint32_t events)
 		return;
 	log_debug("received signal %u; shutting down", si.ssi_signo);
 	vm_request_shutdown(m->vm, VM_SHUTDOWN_HOST_SIGNAL);
+}
+
+/*
+ * Container mode: the VMM stands in for the container on the host (see
+ * docs/runtime.md). It holds no fds but its stdio, the notify fd and the tap
+ * fds it was given; petrel's own fds must not leak into a long-lived process.
+ */
+static bool vmm_fd_wanted(const struct vmm_config *cfg, int fd)
+{
+	if (fd <= STDERR_FILENO || fd == cfg->container_notify_fd)
+		return true;
+	for (unsigned i = 0; i < cfg->n_netdevs; i++) {
+		if (cfg->netdevs[i].vhostfd == fd)
+			return true;
+		for (unsigned j = 0; j < cfg->netdevs[i].n_fds; j++)
+			if (cfg->netdevs[i].fds[j] == fd)
+				return true;
+	}
+	return false;
+}
+
+static void vmm_close_inherited_fds(const struct vmm_config *cfg)
+{
+	DIR *d = opendir("/proc/self/fd");
+	if (!d)
+		return;
+	int self = dirfd(d);
+	int fds[256], n = 0;
+	struct dirent *de;
+	while ((de = readdir(d)) && n < (int)(sizeof(fds) / sizeof(fds[0]))) {
+		char *end;
+		long fd = strtol(de->d_name, &end, 10);
+		if (*end || end == de->d_name || fd == self || vmm_fd_wanted(cfg, (int)fd))
+			continue;
+		fds[n++] = (int)fd;
+	}
+	closedir(d);
+	for (int i = 0; i < n; i++)
+		close(fds[i]);
+}
+
+/* The container's init exited (status N or 128+signal), or the relay failed
+ * (status -1): the VM has done its job. */
+static void vmm_container_done(void *opaque, int status, const struct perr *err)
+{
+	struct vmm_main *m = opaque;
+	if (status < 0) {
+		m->container_failed = true;
+		log_error("container: %s", err ? err->msg : "failed");
+	} else {
+		m->container_status = status;
+		log_debug("container: init exited with status %d", status);
+	}
+	vm_request_shutdown(m->vm, VM_SHUTDOWN_GUEST_SHUTDOWN);
+}
+
+static int vmm_container_start(struct vmm_main *m)
+{
+	if (!m->cfg.vsock.present || !m->cfg.vsock.uds_path[0])
+		return perr_setx(
+		    &m->err, -EINVAL,
+		    "-petrel-container: needs -device vhost-vsock-device with uds-path "
+		    "(the agent's socket)");
+	int rc = relay_load_create(m->cfg.container_dir, &m->container_create,
+				   &m->container_create_raw, &m->container_create_len, &m->err);
+	if (rc < 0)
+		return perr_wrap(&m->err, "-petrel-container");
+	struct relay_config rc_cfg = {
+	    .uds_path = m->cfg.vsock.uds_path,
+	    .port = AGENT_VSOCK_PORT,
+	    .conn_fd = -1,
+	    .connect_timeout_ms = 120 * 1000,
+	    .request = &m->container_create,
+	    .request_raw = m->container_create_raw,
+	    .request_raw_len = m->container_create_len,
+	    .notify_fd = m->cfg.container_notify_fd,
+	    .in_fd = STDIN_FILENO,
+	    .out_fd = STDOUT_FILENO,
+	    .err_fd = STDERR_FILENO,
+	    .forward_signals = true,
+	    .done = vmm_container_done,
+	    .opaque = m,
+	};
+	rc = relay_start(vm_eventloop(m->vm), &rc_cfg, &m->relay, &m->err);
+	if (rc < 0)
+		return rc;
+	/* The relay owns the notify fd now. */
+	m->cfg.container_notify_fd = -1;
+	return 0;
 }
 
 static int vmm_open_log(struct vmm_main *m)
@@ -113,14 +215,22 @@ static int vmm_start(struct vmm_main *m)
 			return perr_set(&m->err, rc, "-pidfile %s", m->cfg.pidfile);
 	}
 
-	/* Blocked before any thread exists, so that only the signalfd sees them. */
+	/* Blocked before any thread exists, so that only the signalfd sees them.
+	 * In container mode the relay's signalfd takes them all and forwards
+	 * them to the container. */
 	sigset_t term;
-	vmm_termination_signals(&term);
+	bool container = m->cfg.container_dir[0] != 0;
+	if (container)
+		relay_forwarded_signals(&term);
+	else
+		vmm_termination_signals(&term);
 	if (sigprocmask(SIG_BLOCK, &term, NULL) < 0)
 		return perr_set(&m->err, -errno, "sigprocmask");
-	m->sigfd = signalfd(-1, &term, SFD_CLOEXEC | SFD_NONBLOCK);
-	if (m->sigfd < 0)
-		return perr_set(&m->err, -errno, "signalfd");
+	if (!container) {
+		m->sigfd = signalfd(-1, &term, SFD_CLOEXEC | SFD_NONBLOCK);
+		if (m->sigfd < 0)
+			return perr_set(&m->err, -errno, "signalfd");
+	}
 	/* Writes to a vanished peer (a QMP client, a chardev socket) are errors,
 	 * not deaths. */
 	signal(SIGPIPE, SIG_IGN);
@@ -129,14 +239,22 @@ static int vmm_start(struct vmm_main *m)
 	if (rc < 0)
 		return rc;
 	struct eventloop *loop = vm_eventloop(m->vm);
-	rc = eventloop_add(loop, m->sigfd, 0, vmm_on_signal, m);
-	if (rc < 0)
-		return perr_set(&m->err, rc, "event loop");
+	if (m->sigfd >= 0) {
+		rc = eventloop_add(loop, m->sigfd, 0, vmm_on_signal, m);
+		if (rc < 0)
+			return perr_set(&m->err, rc, "event loop");
+	}
 
 	if (m->cfg.qmp_path[0]) {
 		char path[sizeof(m->cfg.qmp_path)];
 		vmm_qmp_path(m, path, sizeof(path));
 		rc = qmp_server_create(loop, m->vm, path, &m->qmp, &m->err);
+		if (rc < 0)
+			return rc;
+	}
+
+	if (container) {
+		rc = vmm_container_start(m);
 		if (rc < 0)
 			return rc;
 	}
@@ -158,6 +276,17 @@ static int vmm_start(struct vmm_main *m)
  * created. */
 static void vmm_teardown(struct vmm_main *m, bool failed)
 {
+	relay_destroy(m->relay);
+	m->relay = NULL;
+	agent_msg_free(&m->container_create);
+	free(m->container_create_raw);
+	m->container_create_raw = NULL;
+	if (m->cfg.container_notify_fd >= 0) {
+		if (failed)
+			dprintf(m->cfg.container_notify_fd, "error: %s\n", m->err.msg);
+		close(m->cfg.container_notify_fd);
+		m->cfg.container_notify_fd = -1;
+	}
 	qmp_server_destroy(m->qmp);
 	m->qmp = NULL;
 	if (m->vm && m->sigfd >= 0)
@@ -186,6 +315,7 @@ int main(int argc, char **argv)
 	}
 	m->sigfd = -1;
 	m->daemon.report_fd = -1;
+	m->container_status = -1;
 
 	if (vmm_config_parse(argc, argv, &m->cfg, &m->err) < 0) {
 		fprintf(stderr, "petrel-vmm: %s\n", m->err.msg);
@@ -206,6 +336,9 @@ int main(int argc, char **argv)
 		break;
 	}
 
+	if (m->cfg.container_dir[0])
+		vmm_close_inherited_fds(&m->cfg);
+
 	if (vmm_start(m) < 0) {
 		/* Printed before the teardown: it may restore the terminal, and the
 		 * message belongs to the start that failed. */
@@ -222,6 +355,10 @@ int main(int argc, char **argv)
 		log_error("%s", m->err.msg);
 	else
 		status = vm_exit_status(m->vm);
+	/* Container mode: the container's status (N or 128+signal); 255 when the
+	 * VM ended without the container reporting one (a guest crash). */
+	if (m->cfg.container_dir[0] && !m->container_failed)
+		status = m->container_status >= 0 ? m->container_status : 255;
 	vmm_teardown(m, false);
 	free(m);
 	return status;

@@ -6,6 +6,7 @@
  *   main.c       PID-1 duties: early mounts, leaving the initramfs root, power off
  *   server.c     the event loop: connections, requests, stdio relay, exit reports
  *   container.c  the container: root disk, namespaces, pivot_root, mounts, /dev
+ *   network.c    the VM's network interfaces, from create's `network` object
  *   process.c    the last steps of every container process: tty, user, caps, exec
  */
 #ifndef PETREL_AGENT_H
@@ -55,6 +56,51 @@ int container_start(struct spawned *sp, struct perr *err);
 /* Forks a process inside the namespaces of init_pid and execs it. */
 int container_spawn_exec(pid_t init_pid, const struct agent_process *p, int own_pidns_fd,
 			 struct spawned *sp, struct perr *err);
+
+/* ---- network.c ---- */
+
+#define AGENT_NET_MAX_IFACES 8
+#define AGENT_NET_MAX_ADDRS  16
+#define AGENT_NET_MAX_ROUTES 64
+
+struct agent_net_addr {
+	int family;	   /* AF_INET or AF_INET6 */
+	uint8_t bytes[16]; /* network order */
+	unsigned prefixlen;
+};
+
+struct agent_net_iface {
+	uint8_t mac[6]; /* finds the interface: the MAC the VMM gave it */
+	char name[16];	/* IFNAMSIZ; "" keeps the kernel's name */
+	uint32_t mtu;	/* 0 keeps the kernel's */
+	size_t naddrs;
+	struct agent_net_addr addrs[AGENT_NET_MAX_ADDRS];
+};
+
+struct agent_net_route {
+	struct agent_net_addr dst; /* prefixlen 0: default */
+	bool has_gateway;
+	struct agent_net_addr gateway;
+	int iface; /* index into interfaces */
+	bool has_metric;
+	uint32_t metric;
+};
+
+/* create's `network` object (docs/agent-protocol.md); present is false without one. */
+struct agent_network {
+	bool present;
+	size_t nifaces;
+	struct agent_net_iface ifaces[AGENT_NET_MAX_IFACES];
+	size_t nroutes;
+	struct agent_net_route routes[AGENT_NET_MAX_ROUTES];
+};
+
+/* Reads the `network` field of a create payload that agent_msg_decode accepted.
+ * Errors name the field: "network.interfaces[0].addresses[1]: …". */
+int network_decode(const void *payload, size_t len, struct agent_network *net, struct perr *err);
+/* Applies it over rtnetlink: finds each interface by MAC, renames it, sets
+ * its MTU, brings it up, adds its addresses, then the routes. Idempotent. */
+int network_configure(const struct agent_network *net, struct perr *err);
 
 /* ---- process.c (runs in the child) ---- */
 

@@ -299,6 +299,11 @@ static void apply_caps_sets(const struct agent_process *p, int sync_fd)
 	for (int cap = 0; cap < last && cap < 64; cap++) {
 		if (!(p->cap_ambient & (1ull << cap)))
 			continue;
+		/* As runc and crun do: an ambient capability the process may not
+		 * hold (not permitted and inheritable) is skipped, not an error;
+		 * their generated specs list ambient caps with no inheritable set. */
+		if (!(p->cap_permitted & p->cap_inheritable & (1ull << cap)))
+			continue;
 		if (cap_set_ambient((cap_value_t)cap, CAP_SET) < 0)
 			child_fail(sync_fd, errno,
 				   "process.capabilities.ambient: raise %s (needs it permitted and "

@@ -435,7 +435,8 @@ static void handle_hello(struct conn *c, const struct agent_msg *m)
 	conn_send(c, &reply);
 }
 
-static void handle_create(struct server *s, struct conn *c, const struct agent_create *cr)
+static void handle_create(struct server *s, struct conn *c, const struct agent_create *cr,
+			  const struct agent_frame *f)
 {
 	char msg[PERR_MSG_MAX + 64];
 	struct perr err = {0};
@@ -452,6 +453,21 @@ static void handle_create(struct server *s, struct conn *c, const struct agent_c
 	}
 	if (s->nprocs >= MAX_PROCS) {
 		conn_send_error(c, "create: too many processes");
+		return;
+	}
+	/* Before the container exists: its process may use the network at once. */
+	struct agent_network *net = malloc(sizeof(*net));
+	if (!net) {
+		conn_send_error(c, "create: out of memory");
+		return;
+	}
+	int nr = network_decode(f->payload, f->len, net, &err);
+	if (nr == 0)
+		nr = network_configure(net, &err);
+	free(net);
+	if (nr < 0) {
+		snprintf(msg, sizeof(msg), "create: %s", err.msg);
+		conn_send_error(c, msg);
 		return;
 	}
 	struct spawned sp;
@@ -605,7 +621,7 @@ static void handle_msg(struct server *s, struct conn *c, const struct agent_fram
 		handle_hello(c, &m);
 		break;
 	case AGENT_MSG_CREATE:
-		handle_create(s, c, &m.u.create);
+		handle_create(s, c, &m.u.create, f);
 		break;
 	case AGENT_MSG_START:
 		handle_start(s, c);

@@ -782,5 +782,96 @@ UNIT_TEST(test_info_collect_reads_mtu_and_addresses)
 	in_fresh_netns(body_collect, false);
 }
 
+/* ---- netsetup_container_* ---- */
+
+UNIT_TEST(test_container_net_json_has_the_agents_shape)
+{
+	struct netsetup_container_net net;
+	memset(&net, 0, sizeof(net));
+	net.tap_fd = -1;
+	sample_info(&net.veth);
+	char *json = NULL;
+	ASSERT_OK(netsetup_container_net_to_json(&net, &json, &err));
+	static const char want[] =
+	    "{\"interfaces\":[{\"name\":\"eth0\",\"mac\":\"02:42:0a:58:00:02\",\"mtu\":1450,"
+	    "\"addresses\":[\"10.88.0.2/16\",\"fd00:88::2/64\"]}],"
+	    "\"routes\":[{\"destination\":\"169.254.1.1/32\",\"interface\":\"eth0\"},"
+	    "{\"destination\":\"0.0.0.0/0\",\"gateway\":\"169.254.1.1\",\"interface\":\"eth0\","
+	    "\"metric\":100},"
+	    "{\"destination\":\"::/0\",\"gateway\":\"fd00:88::1\",\"interface\":\"eth0\"}]}";
+	bool same = strcmp(json, want) == 0;
+	char shown[400];
+	snprintf(shown, sizeof(shown), "%s", json);
+	free(json);
+	if (!same)
+		UNIT_FAIL("json is %s", shown);
+}
+
+UNIT_TEST(test_container_net_joins_an_encoded_create_message)
+{
+	struct netsetup_container_net net;
+	memset(&net, 0, sizeof(net));
+	snprintf(net.veth.ifname, sizeof(net.veth.ifname), "eth0");
+	memcpy(net.veth.mac, "\x02\x00\x00\x00\x00\x01", 6);
+	net.veth.mtu = 1500;
+	static const char msg[] = "{\"type\":\"create\",\"process\":{\"args\":[\"sh\"]}}";
+	char *out = NULL;
+	size_t len = 0;
+	ASSERT_OK(netsetup_container_net_add_to_message(&net, msg, strlen(msg), &out, &len, &err));
+	static const char want[] =
+	    "{\"type\":\"create\",\"process\":{\"args\":[\"sh\"]},\"network\":{\"interfaces\":"
+	    "[{\"name\":\"eth0\",\"mac\":\"02:00:00:00:00:01\",\"mtu\":1500,\"addresses\":[]}],"
+	    "\"routes\":[]}}";
+	bool same = strcmp(out, want) == 0 && len == strlen(want);
+	free(out);
+	UNIT_ASSERT(same);
+	ASSERT_OK(netsetup_container_net_add_to_message(&net, "{ }\n", 4, &out, &len, &err));
+	same = strncmp(out, "{ \"network\":{", 13) == 0 && out[len - 1] == '}';
+	free(out);
+	UNIT_ASSERT(same);
+	UNIT_ASSERT_EQ(netsetup_container_net_add_to_message(&net, "[1]", 3, &out, &len, &err),
+		       -EINVAL);
+	ASSERT_MSG("network: the message is not a JSON object");
+	UNIT_ASSERT(out == NULL);
+}
+
+UNIT_TEST(test_container_prepare_refuses_bad_paths_and_names)
+{
+	struct netsetup_container_net net;
+	UNIT_ASSERT_EQ(netsetup_container_prepare("/nonexistent/netns", NULL, &net, &err), -ENOENT);
+	ASSERT_MSG("netns /nonexistent/netns: No such file or directory");
+	UNIT_ASSERT_EQ(net.tap_fd, -1);
+	UNIT_ASSERT_EQ(netsetup_container_prepare("/proc/self/ns/uts", "tap0", &net, &err),
+		       -EINVAL);
+	ASSERT_MSG("netns /proc/self/ns/uts: is a uts namespace, not a network namespace");
+	UNIT_ASSERT_EQ(netsetup_container_prepare("/etc/hostname", "tap0", &net, &err), -EINVAL);
+	ASSERT_MSG_HAS("netns /etc/hostname: not a namespace file");
+	UNIT_ASSERT_EQ(netsetup_container_prepare("", "tap0", &net, &err), -EINVAL);
+	ASSERT_MSG("netns: no path given");
+	UNIT_ASSERT_EQ(netsetup_container_prepare("/proc/self/ns/net", "tap%d", &net, &err),
+		       -EINVAL);
+	ASSERT_MSG("tap 'tap%d': not a valid interface name");
+	UNIT_ASSERT_EQ(
+	    netsetup_container_prepare("/proc/self/ns/net", "a-name-far-too-long", &net, &err),
+	    -EINVAL);
+	ASSERT_MSG_HAS("a name of 1 to 15 bytes is needed");
+}
+
+UNIT_TEST(test_container_cleanup_is_fine_when_the_namespace_is_gone)
+{
+	ASSERT_OK(netsetup_container_cleanup("/nonexistent/netns", NULL, &err));
+	/* The empty file a namespace was bind-mounted on, after the unmount. */
+	char path[] = "/tmp/petrel-netns-XXXXXX";
+	int fd = mkstemp(path);
+	UNIT_ASSERT(fd >= 0);
+	close(fd);
+	perr_clear(&err);
+	int rc = netsetup_container_cleanup(path, "tap0", &err);
+	unlink(path);
+	UNIT_ASSERT_EQ(rc, 0);
+	UNIT_ASSERT_EQ(netsetup_container_cleanup("/proc/self/ns/uts", NULL, &err), -EINVAL);
+	ASSERT_MSG("netns /proc/self/ns/uts: is a uts namespace, not a network namespace");
+}
+
 /* NOLINTNEXTLINE(clang-analyzer-valist.Uninitialized): clang 14 false positive in unit.h */
 UNIT_MAIN("netsetup")

@@ -537,7 +537,8 @@ UNIT_TEST(test_query_commands_lists_every_command)
 	static const char *const expected[] = {
 	    "qmp_capabilities", "quit",		  "stop",	  "cont",
 	    "system_powerdown", "system_reset",	  "query-status", "query-cpus-fast",
-	    "query-version",	"query-commands", "query-name",
+	    "query-version",	"query-commands", "query-name",	  "balloon",
+	    "query-balloon",
 	};
 	struct harness h;
 	harness_ready(&h);

@@ -26,6 +26,10 @@ struct vcpu_host {
 	 * internal error). Called on the vCPU thread, once per exit; the vCPU
 	 * stops running the guest afterwards. */
 	void (*request_exit)(void *opaque, enum vm_shutdown_reason reason);
+	/* Optional: runs first on each vCPU thread, before its first KVM_RUN
+	 * (the place for the thread's seccomp filter). A failure ends that
+	 * thread and makes vcpus_start fail with err. */
+	int (*thread_setup)(void *opaque, unsigned index, int vcpu_fd, struct perr *err);
 	void *opaque;
 };
 
@@ -34,7 +38,8 @@ int vcpus_create(int kvm_fd, int vm_fd, unsigned n, const struct vcpu_host *host
 		 struct vcpus **out, struct perr *err);
 unsigned vcpus_count(const struct vcpus *v);
 int vcpus_fd(const struct vcpus *v, unsigned index);
-/* Starts the threads; with run false they park before their first KVM_RUN. */
+/* Starts the threads; with run false they park before their first KVM_RUN.
+ * Returns once every thread ran host->thread_setup. */
 int vcpus_start(struct vcpus *v, bool run, struct perr *err);
 /* Returns when no vCPU is in KVM_RUN. Idempotent. Not from a vCPU thread. */
 void vcpus_pause(struct vcpus *v);

@@ -4,14 +4,17 @@
  * and vCPUs that boot a Linux kernel directly (no firmware).
  *
  * Threads: the main loop (this file's callbacks, QMP, chardevs, virtio
- * queues) and one thread per vCPU. vCPU threads never touch the loop; they
- * report the end of the VM through exit_efd.
+ * queues), one thread per vCPU, and one per -object iothread (the queues of
+ * the devices given iothread=). vCPU threads never touch the loop; they
+ * report the end of the VM through exit_efd. Each thread installs its own
+ * seccomp filter (vm_install_seccomp).
  */
 #include "vm.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/kvm.h>
+#include <linux/magic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +22,7 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include "../../common/log.h"
@@ -30,12 +34,19 @@
 #include "../hw/acpi_pm.h"
 #include "../hw/i8042.h"
 #include "../hw/serial8250.h"
+#include "../virtio/balloon.h"
 #include "../virtio/blk.h"
+#include "../virtio/console.h"
+#include "../virtio/net.h"
+#include "../virtio/rng.h"
 #include "../virtio/transport-mmio.h"
+#include "../virtio/vsock.h"
 #include "bus.h"
 #include "chardev.h"
 #include "eventloop.h"
 #include "guest_mem.h"
+#include "iothread.h"
+#include "seccomp.h"
 #include "vcpu.h"
 
 #define KVM_API_VERSION_EXPECTED 12
@@ -58,6 +69,7 @@ struct vm {
 	/* Memory: one mapping, split around the hole below 4 GiB. */
 	uint8_t *ram;
 	size_t ram_size;
+	int ram_fd; /* memfd (mem-share=on) or -mem-path file; -1: anonymous */
 	struct x86_ram_layout ram_layout;
 	struct guest_mem mem;
 
@@ -74,6 +86,7 @@ struct vm {
 	struct vm_irq_line kbd_irq;
 	struct acpi_pm *acpi_pm; /* acpi=on: the sleep registers (poweroff) */
 	struct virtio_mmio *virtio[VMM_MICROVM_MAX_MMIO];
+	struct virtio_dev *balloon; /* owned by its transport in virtio[]; NULL when none */
 	struct acpi_mmio_dev virtio_res[VMM_MICROVM_MAX_MMIO]; /* window and GSI of each */
 	unsigned n_virtio;
 	char virtio_cmdline[VM_CMDLINE_MAX]; /* " virtio_mmio.device=..." for each */
@@ -82,6 +95,11 @@ struct vm {
 	/* Kernel */
 	char cmdline[VM_CMDLINE_MAX];
 	struct x86_boot_entry boot_entry;
+
+	/* -object iothread: the loops of the devices given iothread= */
+	struct iothread *iothreads[VMM_MAX_IOTHREADS];
+	unsigned n_iothreads;
+	bool seccomp; /* set by vm_install_seccomp: each thread filters itself */
 
 	/* vCPUs */
 	struct vcpus *vcpus;
@@ -292,6 +310,22 @@ const char *vm_name(const struct vm *vm)
 	return vm->name;
 }
 
+int vm_balloon_query(struct vm *vm, struct vm_balloon_info *out)
+{
+	if (!vm->balloon)
+		return -ENODEV;
+	out->actual = virtio_balloon_actual_bytes(vm->balloon);
+	out->ram_size = virtio_balloon_ram_bytes(vm->balloon);
+	return 0;
+}
+
+int vm_balloon_set_target(struct vm *vm, uint64_t target_bytes, struct perr *err)
+{
+	if (!vm->balloon)
+		return perr_setx(err, -ENODEV, "No balloon device has been activated");
+	return virtio_balloon_set_target(vm->balloon, target_bytes, err);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Build step 1: KVM                                                          */
 /* ------------------------------------------------------------------------ */
@@ -391,25 +425,199 @@ static void vm_teardown_memory(struct vm *vm)
 	if (vm->ram)
 		munmap(vm->ram, vm->ram_size);
 	vm->ram = NULL;
+	if (vm->ram_fd >= 0)
+		close(vm->ram_fd);
+	vm->ram_fd = -1;
 	memset(&vm->mem, 0, sizeof(vm->mem));
+}
+
+/* "2 MiB", "1 GiB", "64 KiB", "1536 KiB": for messages about sizes. */
+static void vm_size_str(uint64_t bytes, char *buf, size_t size)
+{
+	if (bytes >= (1ull << 30) && bytes % (1ull << 30) == 0)
+		snprintf(buf, size, "%llu GiB", (unsigned long long)(bytes >> 30));
+	else if (bytes >= (1ull << 20) && bytes % (1ull << 20) == 0)
+		snprintf(buf, size, "%llu MiB", (unsigned long long)(bytes >> 20));
+	else if (bytes % 1024 == 0)
+		snprintf(buf, size, "%llu KiB", (unsigned long long)(bytes >> 10));
+	else
+		snprintf(buf, size, "%llu bytes", (unsigned long long)bytes);
+}
+
+/* Huge pages of this size that a new mapping can still get (free minus
+ * reserved), or -1 when sysfs does not say. */
+static long vm_hugepages_available(uint64_t page_size)
+{
+	long counts[2] = {-1, -1};
+	static const char *const files[2] = {"free_hugepages", "resv_hugepages"};
+	for (int i = 0; i < 2; i++) {
+		char path[128];
+		snprintf(path, sizeof(path), "/sys/kernel/mm/hugepages/hugepages-%llukB/%s",
+			 (unsigned long long)(page_size >> 10), files[i]);
+		FILE *f = fopen(path, "re");
+		if (!f)
+			return -1;
+		char line[32], *end;
+		if (fgets(line, sizeof(line), f)) {
+			errno = 0;
+			counts[i] = strtol(line, &end, 10);
+			if (errno || end == line)
+				counts[i] = -1;
+		}
+		fclose(f);
+		if (counts[i] < 0)
+			return -1;
+	}
+	return counts[0] > counts[1] ? counts[0] - counts[1] : 0;
+}
+
+/* An unlinked file in dir: O_TMPFILE, or a named one removed at once on file
+ * systems without it. Nothing is left in dir, also on failure. */
+static int vm_open_unlinked(const char *dir, struct perr *err)
+{
+	int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd >= 0)
+		return fd;
+	if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL)
+		return perr_set(err, -errno, "-mem-path %s", dir);
+	char path[PATH_MAX];
+	int n = snprintf(path, sizeof(path), "%s/petrel-ram.XXXXXX", dir);
+	if (n < 0 || (size_t)n >= sizeof(path))
+		return perr_setx(err, -ENAMETOOLONG, "-mem-path %s: path too long", dir);
+	fd = mkostemp(path, O_CLOEXEC);
+	if (fd < 0)
+		return perr_set(err, -errno, "-mem-path %s", dir);
+	unlink(path);
+	return fd;
+}
+
+/*
+ * -mem-path DIR: guest RAM in a file on the hugetlbfs mounted at DIR. Its huge
+ * pages are all allocated here, before the VM starts, so that a host short
+ * of them refuses to start with a clear message instead of a guest killed
+ * by SIGBUS when it first touches a page that cannot be backed.
+ */
+static int vm_map_hugetlbfs(struct vm *vm, const char *dir, struct perr *err)
+{
+	struct statfs sfs;
+	if (statfs(dir, &sfs) < 0)
+		return perr_set(err, -errno, "-mem-path %s", dir);
+	if (sfs.f_type != HUGETLBFS_MAGIC)
+		return perr_setx(err, -EINVAL,
+				 "-mem-path %s: not a hugetlbfs mount (mount -t hugetlbfs none %s)",
+				 dir, dir);
+	uint64_t page = (uint64_t)sfs.f_bsize;
+	char page_str[32], mem_str[32];
+	vm_size_str(page, page_str, sizeof(page_str));
+	vm_size_str(vm->ram_size, mem_str, sizeof(mem_str));
+	if (page == 0 || vm->ram_size % page)
+		return perr_setx(err, -EINVAL,
+				 "-mem-path %s: -m %s is not a multiple of the huge page size (%s)",
+				 dir, mem_str, page_str);
+	int fd = vm_open_unlinked(dir, err);
+	if (fd < 0)
+		return fd;
+	/* Counted before: a failed fallocate holds what it got until the close. */
+	long avail = vm_hugepages_available(page);
+	int rc;
+	do
+		rc = fallocate(fd, 0, 0, (off_t)vm->ram_size);
+	while (rc < 0 && errno == EINTR);
+	if (rc < 0) {
+		rc = -errno;
+		unsigned long long need = vm->ram_size / page;
+		if (rc == -ENOSPC && avail >= 0)
+			perr_setx(err, rc,
+				  "-mem-path %s: %s needs %llu huge pages of %s, %ld are free", dir,
+				  mem_str, need, page_str, avail);
+		else if (rc == -ENOSPC)
+			perr_setx(err, rc,
+				  "-mem-path %s: %s needs %llu huge pages of %s; too few are free",
+				  dir, mem_str, need, page_str);
+		else
+			perr_set(err, rc, "-mem-path %s: allocating %s", dir, mem_str);
+		close(fd);
+		return rc;
+	}
+	void *ram =
+	    mmap(NULL, vm->ram_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
+	if (ram == MAP_FAILED) {
+		rc = perr_set(err, -errno, "-mem-path %s: mapping %s", dir, mem_str);
+		close(fd);
+		return rc;
+	}
+	vm->ram = ram;
+	vm->ram_fd = fd;
+	return 0;
+}
+
+/* mem-share=on: a memfd, so that another process (a vhost-user backend) can
+ * map the same pages through vm->ram_fd. */
+static int vm_map_memfd(struct vm *vm, struct perr *err)
+{
+	int fd = memfd_create("petrel-guest-ram", MFD_CLOEXEC);
+	if (fd < 0)
+		return perr_set(err, -errno, "mem-share=on: memfd_create");
+	if (ftruncate(fd, (off_t)vm->ram_size) < 0) {
+		int rc = perr_set(err, -errno, "mem-share=on: sizing guest RAM");
+		close(fd);
+		return rc;
+	}
+	/* NORESERVE: RAM is committed when the guest touches it. */
+	void *ram =
+	    mmap(NULL, vm->ram_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
+	if (ram == MAP_FAILED) {
+		int rc = perr_set(err, -errno, "-m: mapping %llu MiB of guest RAM",
+				  (unsigned long long)(vm->ram_size >> 20));
+		close(fd);
+		return rc;
+	}
+	vm->ram = ram;
+	vm->ram_fd = fd;
+	return 0;
+}
+
+static int vm_map_anonymous(struct vm *vm, struct perr *err)
+{
+	/* NORESERVE: RAM is committed when the guest touches it. 2 MiB-aligned
+	 * and THP-advised, so that KVM maps guest RAM with 2 MiB pages: one
+	 * stage-2 fault per 2 MiB instead of 512, a large share of boot time
+	 * when exits are dear (nested). */
+	const size_t align = 2u << 20;
+	uint8_t *area = mmap(NULL, vm->ram_size + align, PROT_READ | PROT_WRITE,
+			     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (area == MAP_FAILED)
+		return perr_set(err, -errno, "-m: mapping %llu MiB of guest RAM",
+				(unsigned long long)(vm->ram_size >> 20));
+	uint8_t *ram = (uint8_t *)(((uintptr_t)area + align - 1) & ~(uintptr_t)(align - 1));
+	if (ram > area)
+		munmap(area, (size_t)(ram - area));
+	munmap(ram + vm->ram_size, (size_t)(area + align - ram));
+	if (madvise(ram, vm->ram_size, MADV_HUGEPAGE) < 0)
+		log_debug("guest RAM: MADV_HUGEPAGE: %s", strerror(errno));
+	vm->ram = ram;
+	return 0;
 }
 
 static int vm_setup_memory(struct vm *vm, const struct vmm_config *cfg, struct perr *err)
 {
 	x86_ram_split(cfg->mem_bytes, &vm->ram_layout);
 	vm->ram_size = cfg->mem_bytes;
-	/* NORESERVE: RAM is committed when the guest touches it. Shared
-	 * (mem-share=on) so that another process (vhost-user) can map it. */
-	int flags = MAP_ANONYMOUS | MAP_NORESERVE | (cfg->mem_share ? MAP_SHARED : MAP_PRIVATE);
-	void *ram = mmap(NULL, vm->ram_size, PROT_READ | PROT_WRITE, flags, -1, 0);
-	if (ram == MAP_FAILED)
-		return perr_set(err, -errno, "-m: mapping %llu MiB of guest RAM",
-				(unsigned long long)(vm->ram_size >> 20));
-	vm->ram = ram;
-	if (!cfg->dump_guest_core && madvise(ram, vm->ram_size, MADV_DONTDUMP) < 0)
+	vm->ram_fd = -1;
+	int rc;
+	if (cfg->mem_path[0])
+		rc = vm_map_hugetlbfs(vm, cfg->mem_path, err);
+	else if (cfg->mem_share)
+		rc = vm_map_memfd(vm, err);
+	else
+		rc = vm_map_anonymous(vm, err);
+	if (rc < 0)
+		return rc;
+	/* Guest RAM in a core dump is large and holds the guest's secrets. */
+	if (!cfg->dump_guest_core && madvise(vm->ram, vm->ram_size, MADV_DONTDUMP) < 0)
 		log_warn("dump-guest-core=off: madvise: %s", strerror(errno));
 
-	int rc = vm_add_memslot(vm, 0, 0, vm->ram_layout.low_size, vm->ram, err);
+	rc = vm_add_memslot(vm, 0, 0, vm->ram_layout.low_size, vm->ram, err);
 	if (rc == 0 && vm->ram_layout.high_size)
 		rc = vm_add_memslot(vm, 1, X86_HIGH_RAM_GPA, vm->ram_layout.high_size,
 				    vm->ram + vm->ram_layout.low_size, err);
@@ -438,11 +646,43 @@ static int vm_setup_irqchip(struct vm *vm, struct perr *err)
 }
 
 /* ------------------------------------------------------------------------ */
-/* Build step 4: devices                                                      */
+/* Build step 4: iothreads                                                    */
+/* ------------------------------------------------------------------------ */
+
+/* Their loops exist before the devices that add fds to them; their threads
+ * start with the vCPUs' (vm_start_threads), so that only the building thread
+ * touches a loop while devices are attached. */
+static int vm_create_iothreads(struct vm *vm, const struct vmm_config *cfg, struct perr *err)
+{
+	for (unsigned i = 0; i < cfg->n_iothreads; i++) {
+		int rc = iothread_create(cfg->iothreads[i].id, &vm->iothreads[i], err);
+		if (rc < 0)
+			return rc;
+		vm->n_iothreads = i + 1;
+	}
+	return 0;
+}
+
+/* Stops and joins the threads; their loops stay until the devices are gone. */
+static void vm_stop_iothreads(struct vm *vm)
+{
+	for (unsigned i = 0; i < vm->n_iothreads; i++)
+		iothread_stop(vm->iothreads[i]);
+}
+
+static void vm_destroy_iothreads(struct vm *vm)
+{
+	while (vm->n_iothreads)
+		iothread_destroy(vm->iothreads[--vm->n_iothreads]);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Build step 5: devices                                                      */
 /* ------------------------------------------------------------------------ */
 
 static void vm_remove_devices(struct vm *vm)
 {
+	vm->balloon = NULL;
 	while (vm->n_virtio)
 		virtio_mmio_detach(vm->virtio[--vm->n_virtio]);
 	acpi_pm_destroy(vm->acpi_pm);
@@ -467,12 +707,14 @@ static void vm_remove_devices(struct vm *vm)
 	vm->buses_ready = false;
 }
 
-/* The loop of the iothread named id, or NULL (the main loop) for "". */
+/* The loop of the iothread named id, or NULL (the main loop) for "". The
+ * parser has checked that the iothread exists. */
 static struct eventloop *vm_iothread_loop(struct vm *vm, const char *id)
 {
-	(void)vm;
-	(void)id;
-	return NULL; /* -object iothread: not wired yet */
+	for (unsigned i = 0; id[0] && i < vm->n_iothreads; i++)
+		if (strcmp(iothread_id(vm->iothreads[i]), id) == 0)
+			return iothread_loop(vm->iothreads[i]);
+	return NULL;
 }
 
 /* what: the option as errors name it ("-chardev con0", "-serial"). */
@@ -593,6 +835,107 @@ static int vm_add_virtio_blks(struct vm *vm, const struct vmm_config *cfg, struc
 	return 0;
 }
 
+/* -device virtio-net-device: one NIC per tap (-netdev). */
+static int vm_add_virtio_nets(struct vm *vm, const struct vmm_config *cfg, struct perr *err)
+{
+	for (unsigned i = 0; i < cfg->n_nets; i++) {
+		const struct vmm_net_device *net = &cfg->nets[i];
+		const struct vmm_netdev *netdev = vmm_config_find_netdev(cfg, net->netdev);
+		if (!netdev)
+			return perr_setx(err, -EINVAL, "-device %s: netdev '%s' does not exist",
+					 net->id, net->netdev);
+		struct virtio_dev *dev;
+		int rc = virtio_net_create(netdev, net, cfg->name, &dev, err);
+		if (rc < 0)
+			return rc;
+		char what[VMM_ID_MAX + 16];
+		snprintf(what, sizeof(what), "-device %s", net->id);
+		rc = vm_attach_virtio(vm, cfg, dev, vm_iothread_loop(vm, net->iothread), what, err);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* -device virtconsole: hvc0 on the chardev it names. */
+static int vm_add_virtio_console(struct vm *vm, const struct vmm_config *cfg, struct perr *err)
+{
+	const struct vmm_virtio_serial *ser = &cfg->virtio_serial;
+	if (!ser->console_present)
+		return 0;
+	char what[VMM_ID_MAX + 16];
+	snprintf(what, sizeof(what), "-device %s", ser->console_id);
+	/* The -chardevs come first in vm->chardevs[], in config order. */
+	struct chardev *chr = NULL;
+	for (unsigned i = 0; i < cfg->n_chardevs && i < vm->n_chardevs; i++)
+		if (strcmp(cfg->chardevs[i].id, ser->console_chardev) == 0)
+			chr = vm->chardevs[i];
+	if (!chr)
+		return perr_setx(err, -EINVAL, "%s: chardev '%s' does not exist", what,
+				 ser->console_chardev);
+	struct virtio_dev *dev;
+	int rc = virtio_console_create(ser, chr, &dev, err);
+	if (rc < 0)
+		return perr_wrap(err, "%s", what);
+	return vm_attach_virtio(vm, cfg, dev, NULL, what, err);
+}
+
+static int vm_add_virtio_rng(struct vm *vm, const struct vmm_config *cfg, struct perr *err)
+{
+	if (!cfg->rng.present)
+		return 0;
+	char what[VMM_ID_MAX + 16];
+	snprintf(what, sizeof(what), "-device %s", cfg->rng.id[0] ? cfg->rng.id : "virtio-rng");
+	struct virtio_dev *dev;
+	int rc = virtio_rng_create(&cfg->rng, &dev, err);
+	if (rc < 0)
+		return rc;
+	return vm_attach_virtio(vm, cfg, dev, NULL, what, err);
+}
+
+/* The guest changed the balloon's size: BALLOON_CHANGE (main loop thread). */
+static void vm_balloon_changed(void *opaque, uint64_t actual_bytes)
+{
+	struct vm *vm = opaque;
+	struct vm_event ev = {.kind = VM_EVENT_BALLOON_CHANGE, .balloon_actual = actual_bytes};
+	if (vm->hook)
+		vm->hook(vm->hook_opaque, &ev);
+}
+
+static int vm_add_virtio_balloon(struct vm *vm, const struct vmm_config *cfg, struct perr *err)
+{
+	if (!cfg->balloon.present)
+		return 0;
+	char what[VMM_ID_MAX + 32];
+	snprintf(what, sizeof(what), "-device %s",
+		 cfg->balloon.id[0] ? cfg->balloon.id : "virtio-balloon-device");
+	struct virtio_dev *dev;
+	int rc = virtio_balloon_create(&cfg->balloon, vm->ram_size, &dev, err);
+	if (rc < 0)
+		return rc;
+	virtio_balloon_set_change_hook(dev, vm_balloon_changed, vm);
+	/* The main loop: the change hook emits QMP events there. */
+	rc = vm_attach_virtio(vm, cfg, dev, NULL, what, err);
+	if (rc < 0)
+		return rc;
+	vm->balloon = dev;
+	return 0;
+}
+
+/* -device vhost-vsock-device: vhost-vsock, or the built-in hybrid device (vsock.h). */
+static int vm_add_virtio_vsock(struct vm *vm, const struct vmm_config *cfg, struct perr *err)
+{
+	if (!cfg->vsock.present)
+		return 0;
+	char what[VMM_ID_MAX + 16];
+	snprintf(what, sizeof(what), "-device %s", cfg->vsock.id[0] ? cfg->vsock.id : "vsock0");
+	struct virtio_dev *dev;
+	int rc = virtio_vsock_create(&cfg->vsock, &dev, err);
+	if (rc < 0)
+		return perr_wrap(err, "%s", what);
+	return vm_attach_virtio(vm, cfg, dev, NULL, what, err);
+}
+
 static int vm_add_devices(struct vm *vm, const struct vmm_config *cfg, struct perr *err)
 {
 	bus_init(&vm->pio);
@@ -648,6 +991,21 @@ static int vm_add_devices(struct vm *vm, const struct vmm_config *cfg, struct pe
 	rc = vm_add_virtio_blks(vm, cfg, err);
 	if (rc < 0)
 		goto fail;
+	rc = vm_add_virtio_nets(vm, cfg, err);
+	if (rc < 0)
+		goto fail;
+	rc = vm_add_virtio_console(vm, cfg, err);
+	if (rc < 0)
+		goto fail;
+	rc = vm_add_virtio_rng(vm, cfg, err);
+	if (rc < 0)
+		goto fail;
+	rc = vm_add_virtio_balloon(vm, cfg, err);
+	if (rc < 0)
+		goto fail;
+	rc = vm_add_virtio_vsock(vm, cfg, err);
+	if (rc < 0)
+		goto fail;
 	return 0;
 fail:
 	vm_remove_devices(vm);
@@ -655,7 +1013,7 @@ fail:
 }
 
 /* ------------------------------------------------------------------------ */
-/* Build step 5: kernel                                                       */
+/* Build step 6: kernel                                                       */
 /* ------------------------------------------------------------------------ */
 
 static int vm_load_kernel(struct vm *vm, const struct vmm_config *cfg, struct perr *err)
@@ -707,8 +1065,35 @@ static int vm_load_kernel(struct vm *vm, const struct vmm_config *cfg, struct pe
 }
 
 /* ------------------------------------------------------------------------ */
-/* Build step 6: vCPUs                                                        */
+/* Build step 7: vCPUs                                                        */
 /* ------------------------------------------------------------------------ */
+
+/* vcpu_host.thread_setup: the vCPU's own filter, before its first KVM_RUN. */
+static int vm_vcpu_thread_setup(void *opaque, unsigned index, int vcpu_fd, struct perr *err)
+{
+	struct vm *vm = opaque;
+	(void)index;
+	if (!vm->seccomp)
+		return 0;
+	struct seccomp_params p = {.vm_fd = vm->vm_fd, .vcpu_fd = vcpu_fd};
+	int rc = seccomp_install(SECCOMP_CLASS_VCPU, &p, err);
+	if (rc == 0)
+		seccomp_selftest(SECCOMP_CLASS_VCPU);
+	return rc;
+}
+
+/* iothread_setup_fn: the iothread's own filter, before its loop runs. */
+static int vm_iothread_setup(void *opaque, struct perr *err)
+{
+	struct vm *vm = opaque;
+	if (!vm->seccomp)
+		return 0;
+	struct seccomp_params p = {.vm_fd = vm->vm_fd, .vcpu_fd = -1};
+	int rc = seccomp_install(SECCOMP_CLASS_IOTHREAD, &p, err);
+	if (rc == 0)
+		seccomp_selftest(SECCOMP_CLASS_IOTHREAD);
+	return rc;
+}
 
 static int vm_setup_vcpu(struct vm *vm, const struct kvm_cpuid2 *supported, unsigned i,
 			 unsigned ncpus, struct perr *err)
@@ -745,6 +1130,7 @@ static int vm_create_vcpus(struct vm *vm, const struct vmm_config *cfg, struct p
 	    .pio = &vm->pio,
 	    .mmio = &vm->mmio,
 	    .request_exit = vm_request_exit_async,
+	    .thread_setup = vm_vcpu_thread_setup,
 	    .opaque = vm,
 	};
 	rc = vcpus_create(vm->kvm_fd, vm->vm_fd, cfg->cpus, &host, &vm->vcpus, err);
@@ -791,6 +1177,9 @@ int vm_build(const struct vmm_config *cfg, struct vm **out, struct perr *err)
 	rc = vm_setup_irqchip(vm, err);
 	if (rc < 0)
 		goto fail_irqchip;
+	rc = vm_create_iothreads(vm, cfg, err);
+	if (rc < 0)
+		goto fail_iothreads;
 	rc = vm_add_devices(vm, cfg, err);
 	if (rc < 0)
 		goto fail_devices;
@@ -807,6 +1196,8 @@ fail_vcpus:
 fail_kernel:
 	vm_remove_devices(vm);
 fail_devices:
+fail_iothreads:
+	vm_destroy_iothreads(vm);
 fail_irqchip:
 	vm_teardown_memory(vm);
 fail_memory:
@@ -822,26 +1213,57 @@ struct eventloop *vm_eventloop(struct vm *vm)
 	return vm->loop;
 }
 
+/* The iothreads, then the vCPU threads (parked: vm_run lets them run). Each
+ * installs its own filter first when vm->seccomp is set. Idempotent. */
+static int vm_start_threads(struct vm *vm, struct perr *err)
+{
+	for (unsigned i = 0; i < vm->n_iothreads; i++) {
+		int rc = iothread_start(vm->iothreads[i], vm_iothread_setup, vm, err);
+		if (rc < 0)
+			return rc;
+	}
+	if (vm->vcpus_started)
+		return 0;
+	vm->vcpus_started = true;
+	return vcpus_start(vm->vcpus, false, err);
+}
+
 int vm_install_seccomp(struct vm *vm, bool disabled, struct perr *err)
 {
-	/* TODO(seccomp issue): per-thread filters (vcpuN, main loop) via
-	 * libseccomp; -disable-seccomp skips them. */
-	(void)vm;
-	(void)disabled;
-	(void)err;
+	struct seccomp_params p = {.vm_fd = vm->vm_fd, .vcpu_fd = -1};
+	vm->seccomp = !disabled;
+	/* A filter that cannot be built fails the start here, with one message,
+	 * rather than on some thread. */
+	for (unsigned c = 0; !disabled && c < SECCOMP_N_CLASSES; c++) {
+		int rc = seccomp_check((enum seccomp_class)c, &p, err);
+		if (rc < 0)
+			return rc;
+	}
+	/* A filter is inherited by the threads created after it, and filters
+	 * stack: so every other thread exists, with its own class's filter,
+	 * before the main thread installs its own. No guest code has run yet:
+	 * the vCPUs are parked until vm_run. */
+	int rc = vm_start_threads(vm, err);
+	if (rc < 0 || disabled)
+		return rc;
+	rc = seccomp_install(SECCOMP_CLASS_MAIN, &p, err);
+	if (rc < 0)
+		return rc;
+	seccomp_selftest(SECCOMP_CLASS_MAIN);
 	return 0;
 }
 
 int vm_run(struct vm *vm, struct perr *err)
 {
-	if (vm->state != VM_STATE_SHUTDOWN && !vm->vcpus_started) {
-		int rc = vcpus_start(vm->vcpus, vm_vcpus_may_run(vm), err);
-		vm->vcpus_started = true;
+	if (vm->state != VM_STATE_SHUTDOWN) {
+		int rc = vm_start_threads(vm, err);
 		if (rc < 0) {
 			vm->state = VM_STATE_SHUTDOWN;
 			vm->reason = VM_SHUTDOWN_HOST_ERROR;
 			return rc;
 		}
+		if (vm_vcpus_may_run(vm))
+			vcpus_resume(vm->vcpus);
 	}
 	if (vm->state != VM_STATE_SHUTDOWN) {
 		int rc = eventloop_run(vm->loop);
@@ -877,7 +1299,10 @@ void vm_destroy(struct vm *vm)
 	/* Reverse of vm_build: no vCPU may touch a device or RAM past here. */
 	vcpus_destroy(vm->vcpus);
 	vm->vcpus = NULL;
+	/* Then no iothread runs a device's callbacks while it is removed. */
+	vm_stop_iothreads(vm);
 	vm_remove_devices(vm);
+	vm_destroy_iothreads(vm);
 	vm_teardown_memory(vm);
 	vm_close_kvm(vm);
 	eventloop_destroy(vm->loop);

@@ -2,7 +2,7 @@
  * The MicroVm machine: build it from a validated config, run it, destroy it.
  * What the control plane may do to a running VM is in vm_control.h.
  *
- *   vm_build    memory, irqchip + PIT, devices, kernel, vCPUs (each step
+ *   vm_build    memory, irqchip + PIT, iothread loops, devices, kernel, vCPUs (each step
  *               undone in reverse on failure; nothing runs yet)
  *   vm_run      starts the vCPUs (parked with -S) and runs the main loop
  *               until the VM ends: guest reset/poweroff, QMP quit, a signal
@@ -21,8 +21,10 @@ struct eventloop;
 int vm_build(const struct vmm_config *cfg, struct vm **out, struct perr *err);
 /* The main loop: devices, QMP and main's signalfd run on it. */
 struct eventloop *vm_eventloop(struct vm *vm);
-/* The seccomp hook, called by main between build and run: a no-op until the
- * seccomp filters land (-disable-seccomp is accepted already). */
+/* Called by main between build and run: starts the iothreads and the vCPU
+ * threads (parked), each of which installs its own seccomp filter, then
+ * installs the main thread's (core/seccomp.h). With disabled
+ * (-disable-seccomp) only starts the threads. */
 int vm_install_seccomp(struct vm *vm, bool disabled, struct perr *err);
 /* Runs until the VM ends. 0 when it ended; -errno when the loop failed. */
 int vm_run(struct vm *vm, struct perr *err);

@@ -35,12 +35,14 @@ enum vm_event_kind {
 	VM_EVENT_RESUME,
 	VM_EVENT_RESET,
 	VM_EVENT_POWERDOWN,
+	VM_EVENT_BALLOON_CHANGE, /* balloon_actual set */
 };
 
 struct vm_event {
 	enum vm_event_kind kind;
 	enum vm_shutdown_reason reason; /* VM_EVENT_SHUTDOWN */
 	bool guest;			/* caused by the guest */
+	uint64_t balloon_actual; /* VM_EVENT_BALLOON_CHANGE: guest RAM minus the balloon, bytes */
 };
 
 /* QMP's name for a reason: "host-qmp-quit", "guest-reset", ... */
@@ -70,5 +72,16 @@ struct vm_cpu_info {
 /* Fills up to max entries; returns the number of vCPUs. */
 unsigned vm_query_cpus(const struct vm *vm, struct vm_cpu_info *out, unsigned max);
 const char *vm_name(const struct vm *vm);
+
+/* The balloon (-device virtio-balloon-device). */
+struct vm_balloon_info {
+	uint64_t actual;   /* bytes of RAM the guest has: RAM minus the balloon */
+	uint64_t ram_size; /* bytes of guest RAM (-m) */
+};
+/* -ENODEV without a balloon device. */
+int vm_balloon_query(struct vm *vm, struct vm_balloon_info *out);
+/* Asks the guest to keep target_bytes of RAM (QMP balloon): -ENODEV without
+ * a balloon device, -ERANGE unless 0 < target_bytes <= RAM size. */
+int vm_balloon_set_target(struct vm *vm, uint64_t target_bytes, struct perr *err);
 
 #endif

@@ -50,6 +50,16 @@ static const char *qmp_vm_name(void *opaque)
 	return vm_name(opaque);
 }
 
+static int qmp_vm_balloon_query(void *opaque, struct vm_balloon_info *out)
+{
+	return vm_balloon_query(opaque, out);
+}
+
+static int qmp_vm_balloon_set_target(void *opaque, uint64_t target_bytes, struct perr *err)
+{
+	return vm_balloon_set_target(opaque, target_bytes, err);
+}
+
 const struct qmp_backend qmp_vm_backend = {
     .set_event_hook = qmp_vm_set_event_hook,
     .get_state = qmp_vm_get_state,
@@ -60,6 +70,8 @@ const struct qmp_backend qmp_vm_backend = {
     .request_reset = qmp_vm_request_reset,
     .query_cpus = qmp_vm_query_cpus,
     .name = qmp_vm_name,
+    .balloon_query = qmp_vm_balloon_query,
+    .balloon_set_target = qmp_vm_balloon_set_target,
 };
 
 int qmp_server_create(struct eventloop *loop, struct vm *vm, const char *path,

@@ -100,6 +100,7 @@ struct qmp_command_family {
 extern const struct qmp_command_family qmp_family_control; /* session.c */
 extern const struct qmp_command_family qmp_family_run;	   /* cmd-run.c */
 extern const struct qmp_command_family qmp_family_query;   /* cmd-query.c */
+extern const struct qmp_command_family qmp_family_balloon; /* cmd-balloon.c */
 
 const struct qmp_command *qmp_command_find(const char *name);
 /* Calls fn for every command, in table order. */

@@ -44,6 +44,9 @@ struct qmp_backend {
 	int (*request_reset)(void *opaque, struct perr *err);
 	unsigned (*query_cpus)(void *opaque, struct vm_cpu_info *out, unsigned max);
 	const char *(*name)(void *opaque); /* NULL or "" when the VM has no name */
+	/* The balloon; NULL or -ENODEV when the VM has no balloon device. */
+	int (*balloon_query)(void *opaque, struct vm_balloon_info *out);
+	int (*balloon_set_target)(void *opaque, uint64_t target_bytes, struct perr *err);
 };
 
 /* Wraps vm_control.h; opaque is a struct vm *. */

@@ -68,6 +68,7 @@ static const struct qmp_command_family *const qmp_families[] = {
     &qmp_family_control,
     &qmp_family_run,
     &qmp_family_query,
+    &qmp_family_balloon,
 };
 
 const struct qmp_command *qmp_command_find(const char *name)
@@ -174,6 +175,8 @@ static const char *qmp_event_name(enum vm_event_kind kind)
 		return "RESET";
 	case VM_EVENT_POWERDOWN:
 		return "POWERDOWN";
+	case VM_EVENT_BALLOON_CHANGE:
+		return "BALLOON_CHANGE";
 	}
 	return NULL;
 }
@@ -208,6 +211,11 @@ int qmp_session_send_event(struct qmp_session *s, const struct vm_event *ev,
 		else
 			qmp_gen_key_string(g, "reason",
 					   ev->guest ? "guest-reset" : "host-qmp-system-reset");
+		yajl_gen_map_close(g);
+	} else if (ev->kind == VM_EVENT_BALLOON_CHANGE) {
+		qmp_gen_string(g, "data");
+		yajl_gen_map_open(g);
+		qmp_gen_key_int(g, "actual", (long long)ev->balloon_actual);
 		yajl_gen_map_close(g);
 	}
 	qmp_gen_string(g, "timestamp");

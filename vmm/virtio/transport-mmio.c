@@ -88,6 +88,8 @@ struct virtio_mmio {
 	uint32_t config_generation; /* __atomic */
 	int irqfd;
 	bool irqfd_assigned;
+	int call_fd; /* virtio_dev_call_fd(): -1 until asked for */
+	bool call_in_loop;
 	bool registered;
 	unsigned num_queues;
 	struct mmio_queue *queues;
@@ -149,10 +151,57 @@ static void mmio_kick(struct virtio_dev *dev, unsigned index)
 	(void)n;
 }
 
+/* Kernel backends (virtio_dev.h). Both run before the loop does. */
+static int mmio_queue_kick_fd(struct virtio_dev *dev, unsigned index)
+{
+	struct virtio_mmio *t = dev->transport;
+	if (index >= t->num_queues || t->queues[index].notify_fd < 0)
+		return -ENOTSUP;
+	struct mmio_queue *q = &t->queues[index];
+	if (q->in_loop) {
+		eventloop_remove(t->host.loop, q->notify_fd);
+		q->in_loop = false;
+	}
+	/* From now on only the kernel reads it; the transport still closes it. */
+	return q->notify_fd;
+}
+
+static void mmio_call_event(void *opaque, uint32_t events)
+{
+	struct virtio_mmio *t = opaque;
+	(void)events;
+	uint64_t count;
+	ssize_t n = read(t->call_fd, &count, sizeof(count));
+	(void)n;
+	mmio_signal(t, VIRTIO_ISR_QUEUE);
+}
+
+static int mmio_call_fd(struct virtio_dev *dev)
+{
+	struct virtio_mmio *t = dev->transport;
+	if (t->call_fd >= 0)
+		return t->call_fd;
+	if (!t->host.loop)
+		return -ENOTSUP;
+	t->call_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (t->call_fd < 0)
+		return -errno;
+	int ret = eventloop_add(t->host.loop, t->call_fd, EPOLLIN, mmio_call_event, t);
+	if (ret < 0) {
+		close(t->call_fd);
+		t->call_fd = -1;
+		return ret;
+	}
+	t->call_in_loop = true;
+	return t->call_fd;
+}
+
 static const struct virtio_transport_ops mmio_transport_ops = {
     .raise_irq = mmio_raise_irq,
     .needs_reset = mmio_needs_reset,
     .kick = mmio_kick,
+    .queue_kick_fd = mmio_queue_kick_fd,
+    .call_fd = mmio_call_fd,
 };
 
 /* Queues. */
@@ -589,6 +638,10 @@ static void mmio_free(struct virtio_mmio *t)
 	}
 	if (t->irqfd >= 0)
 		close(t->irqfd);
+	if (t->call_in_loop)
+		eventloop_remove(t->host.loop, t->call_fd);
+	if (t->call_fd >= 0)
+		close(t->call_fd);
 	if (t->dev->ops->destroy)
 		t->dev->ops->destroy(t->dev);
 	free(t->queues);
@@ -626,6 +679,7 @@ int virtio_mmio_attach(const struct virtio_mmio_host *host, struct virtio_dev *d
 	t->host = *host;
 	t->dev = dev;
 	t->irqfd = -1;
+	t->call_fd = -1;
 	t->num_queues = dev->ops->num_queues;
 	pthread_mutex_init(&t->lock, NULL);
 	t->queues = calloc(t->num_queues, sizeof(*t->queues));

@@ -41,7 +41,12 @@ struct virtio_mmio_host {
 };
 
 /* Registers dev at host->base. Takes ownership of dev, also on failure.
- * Call before the vCPUs run, from the thread that runs host->loop. */
+ * Call before the vCPUs run, from the thread that runs host->loop or while
+ * no thread runs it (an iothread's loop before iothread_start): struct
+ * eventloop is single-threaded. Once attached, register accesses (vCPU
+ * threads) and queue processing (host->loop's thread, the main loop or an
+ * iothread) are serialised by the transport's per-device lock, so a device
+ * on an iothread needs nothing more. */
 int virtio_mmio_attach(const struct virtio_mmio_host *host, struct virtio_dev *dev,
 		       struct virtio_mmio **out, struct perr *err);
 /* Unregisters the window, tears down ioeventfds/irqfd, frees dev. From the

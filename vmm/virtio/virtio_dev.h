@@ -18,6 +18,7 @@
 #ifndef PETREL_VIRTIO_DEV_H
 #define PETREL_VIRTIO_DEV_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -49,6 +50,7 @@ struct guest_mem;
 #define VIRTIO_ID_NET	  1
 #define VIRTIO_ID_BLOCK	  2
 #define VIRTIO_ID_CONSOLE 3
+#define VIRTIO_ID_VSOCK	  19
 
 #define VIRTIO_BIT(b) (1ull << (b))
 
@@ -82,6 +84,9 @@ struct virtio_transport_ops {
 	void (*raise_irq)(struct virtio_dev *dev, uint32_t isr);
 	void (*needs_reset)(struct virtio_dev *dev);
 	void (*kick)(struct virtio_dev *dev, unsigned index);
+	/* For kernel backends; see virtio_dev_queue_kick_fd() and virtio_dev_call_fd(). */
+	int (*queue_kick_fd)(struct virtio_dev *dev, unsigned index);
+	int (*call_fd)(struct virtio_dev *dev);
 };
 
 struct virtio_dev {
@@ -120,6 +125,35 @@ static inline void virtio_dev_kick(struct virtio_dev *dev, unsigned index)
 {
 	if (dev->transport_ops)
 		dev->transport_ops->kick(dev, index);
+}
+
+/*
+ * Kernel backends (vhost). Both from realize() only, before the loop runs.
+ *
+ * virtio_dev_queue_kick_fd(): the transport stops processing queue `index`
+ * itself (queue_notify is no longer called for it) and returns the eventfd
+ * on which the guest's notifications for it arrive, e.g. for
+ * VHOST_SET_VRING_KICK. The fd stays the transport's. -ENOTSUP when the
+ * transport has no event loop.
+ *
+ * virtio_dev_call_fd(): an eventfd whose every write is a used-buffer
+ * notification (InterruptStatus/ISR bit 0, then the interrupt), e.g. for
+ * VHOST_SET_VRING_CALL. The transport owns it. With virtio-mmio, the guest's
+ * handler needs InterruptStatus, so the transport relays it on its loop
+ * instead of handing the irqfd itself to the kernel.
+ */
+static inline int virtio_dev_queue_kick_fd(struct virtio_dev *dev, unsigned index)
+{
+	if (!dev->transport_ops || !dev->transport_ops->queue_kick_fd)
+		return -ENOTSUP;
+	return dev->transport_ops->queue_kick_fd(dev, index);
+}
+
+static inline int virtio_dev_call_fd(struct virtio_dev *dev)
+{
+	if (!dev->transport_ops || !dev->transport_ops->call_fd)
+		return -ENOTSUP;
+	return dev->transport_ops->call_fd(dev);
 }
 
 #endif

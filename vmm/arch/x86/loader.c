@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -48,9 +49,72 @@ static int read_full_at(int fd, void *buf, size_t len, uint64_t off, struct perr
 	return 0;
 }
 
+/*
+ * An image file (kernel, initrd), mapped read-only when it can be: its bytes
+ * then come from the page cache on every file system. Some do not cache
+ * read() (9p with cache=mmap or none, FUSE with direct_io), and a VMM that
+ * boots the same kernel again and again would fetch it from the backing
+ * store each time. One copy into guest RAM either way. (As with any mapped
+ * file, truncating it during that copy, at start, would fault.)
+ */
+struct image_file {
+	int fd;
+	uint64_t size;
+	bool regular;
+	const uint8_t *map; /* the whole file, or NULL: pread instead */
+};
+
+static int image_open(const char *path, struct image_file *f, struct perr *err)
+{
+	f->map = NULL;
+	f->fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (f->fd < 0)
+		return perr_setx(err, -errno, "%s", strerror(errno));
+	struct stat st;
+	if (fstat(f->fd, &st) < 0) {
+		int rc = perr_set(err, -errno, "stat");
+		close(f->fd);
+		f->fd = -1;
+		return rc;
+	}
+	f->size = (uint64_t)st.st_size;
+	f->regular = S_ISREG(st.st_mode);
+	if (f->regular && st.st_size > 0 && (uint64_t)st.st_size <= SIZE_MAX) {
+		void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, f->fd, 0);
+		if (m != MAP_FAILED)
+			f->map = m;
+	}
+	return 0;
+}
+
+static void image_close(struct image_file *f)
+{
+	if (f->map)
+		munmap((void *)f->map, (size_t)f->size);
+	f->map = NULL;
+	if (f->fd >= 0)
+		close(f->fd);
+	f->fd = -1;
+}
+
+#define autoimage __attribute__((cleanup(image_close)))
+
+/* Exactly len bytes at off; a short file is -EINVAL. */
+static int image_read(const struct image_file *f, void *buf, size_t len, uint64_t off,
+		      struct perr *err)
+{
+	if (!f->map)
+		return read_full_at(f->fd, buf, len, off, err);
+	if (off > f->size || len > f->size - off)
+		return perr_setx(err, -EINVAL, "file is truncated");
+	memcpy(buf, f->map + off, len);
+	return 0;
+}
+
 /* Reads len file bytes at off into guest RAM at gpa, which must lie below ram_end. */
-static int read_into_guest(struct guest_mem *mem, uint64_t ram_end, int fd, uint64_t off,
-			   uint64_t gpa, uint64_t len, const char *what, struct perr *err)
+static int read_into_guest(struct guest_mem *mem, uint64_t ram_end, const struct image_file *f,
+			   uint64_t off, uint64_t gpa, uint64_t len, const char *what,
+			   struct perr *err)
 {
 	void *dst = gpa + len <= ram_end ? guest_mem_slice(mem, gpa, len) : NULL;
 	if (!dst || gpa + len < gpa)
@@ -58,16 +122,14 @@ static int read_into_guest(struct guest_mem *mem, uint64_t ram_end, int fd, uint
 				 "%s (%#llx bytes at %#llx) does not fit in guest RAM below %#llx",
 				 what, (unsigned long long)len, (unsigned long long)gpa,
 				 (unsigned long long)ram_end);
-	return read_full_at(fd, dst, (size_t)len, off, err);
+	return image_read(f, dst, (size_t)len, off, err);
 }
 
-static int load_bzimage(struct guest_mem *mem, uint64_t ram_end, int fd, const uint8_t *head,
-			size_t head_len, struct x86_kernel *k, struct perr *err)
+static int load_bzimage(struct guest_mem *mem, uint64_t ram_end, const struct image_file *f,
+			const uint8_t *head, size_t head_len, struct x86_kernel *k,
+			struct perr *err)
 {
-	struct stat st;
-	if (fstat(fd, &st) < 0)
-		return perr_set(err, -errno, "stat");
-	int rc = x86_bzimage_parse(head, head_len, (uint64_t)st.st_size, &k->bz, err);
+	int rc = x86_bzimage_parse(head, head_len, f->size, &k->bz, err);
 	if (rc < 0)
 		return rc;
 
@@ -78,8 +140,8 @@ static int load_bzimage(struct guest_mem *mem, uint64_t ram_end, int fd, const u
 	k->load_gpa = X86_HIMEM_GPA;
 	k->entry = X86_HIMEM_GPA + X86_STARTUP64_OFFSET;
 	k->initrd_addr_max = k->bz.initrd_addr_max;
-	rc = read_into_guest(mem, ram_end, fd, k->bz.payload_offset, k->load_gpa,
-			     k->bz.payload_size, "bzImage payload", err);
+	rc = read_into_guest(mem, ram_end, f, k->bz.payload_offset, k->load_gpa, k->bz.payload_size,
+			     "bzImage payload", err);
 	if (rc < 0)
 		return rc;
 	uint64_t end = k->load_gpa + k->bz.payload_size;
@@ -96,14 +158,15 @@ static int load_bzimage(struct guest_mem *mem, uint64_t ram_end, int fd, const u
 }
 
 /* Finds XEN_ELFNOTE_PHYS32_ENTRY ("Xen", type 18) in a PT_NOTE segment. */
-static int elf_find_pvh_entry(int fd, const Elf64_Phdr *ph, uint64_t *entry, struct perr *err)
+static int elf_find_pvh_entry(const struct image_file *f, const Elf64_Phdr *ph, uint64_t *entry,
+			      struct perr *err)
 {
 	if (ph->p_filesz > ELF_MAX_NOTES_SIZE || ph->p_filesz < sizeof(Elf64_Nhdr))
 		return 0;
 	autofree uint8_t *buf = malloc(ph->p_filesz);
 	if (!buf)
 		return perr_setx(err, -ENOMEM, "out of memory");
-	int rc = read_full_at(fd, buf, ph->p_filesz, ph->p_offset, err);
+	int rc = image_read(f, buf, ph->p_filesz, ph->p_offset, err);
 	if (rc < 0)
 		return rc;
 	size_t off = 0;
@@ -136,8 +199,8 @@ static int elf_find_pvh_entry(int fd, const Elf64_Phdr *ph, uint64_t *entry, str
 	return 0;
 }
 
-static int load_elf(struct guest_mem *mem, uint64_t ram_end, int fd, const uint8_t *head,
-		    size_t head_len, struct x86_kernel *k, struct perr *err)
+static int load_elf(struct guest_mem *mem, uint64_t ram_end, const struct image_file *f,
+		    const uint8_t *head, size_t head_len, struct x86_kernel *k, struct perr *err)
 {
 	Elf64_Ehdr eh;
 	if (head_len < sizeof(eh))
@@ -151,7 +214,7 @@ static int load_elf(struct guest_mem *mem, uint64_t ram_end, int fd, const uint8
 				 eh.e_phnum, eh.e_phentsize);
 
 	Elf64_Phdr phdrs[ELF_MAX_PHDRS];
-	int rc = read_full_at(fd, phdrs, (size_t)eh.e_phnum * sizeof(Elf64_Phdr), eh.e_phoff, err);
+	int rc = image_read(f, phdrs, (size_t)eh.e_phnum * sizeof(Elf64_Phdr), eh.e_phoff, err);
 	if (rc < 0)
 		return rc;
 
@@ -163,7 +226,7 @@ static int load_elf(struct guest_mem *mem, uint64_t ram_end, int fd, const uint8
 	for (unsigned i = 0; i < eh.e_phnum; i++) {
 		const Elf64_Phdr *ph = &phdrs[i];
 		if (ph->p_type == PT_NOTE && !pvh) {
-			rc = elf_find_pvh_entry(fd, ph, &pvh_entry, err);
+			rc = elf_find_pvh_entry(f, ph, &pvh_entry, err);
 			if (rc < 0)
 				return rc;
 			pvh = rc == 1;
@@ -173,7 +236,7 @@ static int load_elf(struct guest_mem *mem, uint64_t ram_end, int fd, const uint8
 		if (ph->p_filesz > ph->p_memsz)
 			return perr_setx(err, -EINVAL,
 					 "ELF segment %u: file size exceeds memory size", i);
-		rc = read_into_guest(mem, ram_end, fd, ph->p_offset, ph->p_paddr, ph->p_filesz,
+		rc = read_into_guest(mem, ram_end, f, ph->p_offset, ph->p_paddr, ph->p_filesz,
 				     "ELF segment", err);
 		if (rc < 0)
 			return rc;
@@ -205,61 +268,53 @@ static int load_elf(struct guest_mem *mem, uint64_t ram_end, int fd, const uint8
 	return 0;
 }
 
-static int load_raw(struct guest_mem *mem, uint64_t ram_end, int fd, struct x86_kernel *k,
-		    struct perr *err)
+static int load_raw(struct guest_mem *mem, uint64_t ram_end, const struct image_file *f,
+		    struct x86_kernel *k, struct perr *err)
 {
-	struct stat st;
-	if (fstat(fd, &st) < 0)
-		return perr_set(err, -errno, "stat");
-	if (st.st_size == 0)
+	if (f->size == 0)
 		return perr_setx(err, -EINVAL, "image is empty");
 	k->format = X86_KERNEL_RAW;
 	k->mode = X86_ENTRY_LONG64;
 	k->load_gpa = X86_HIMEM_GPA;
 	k->entry = X86_HIMEM_GPA;
-	k->end_gpa = X86_HIMEM_GPA + (uint64_t)st.st_size;
+	k->end_gpa = X86_HIMEM_GPA + f->size;
 	k->initrd_addr_max = 0xffffffffull;
-	return read_into_guest(mem, ram_end, fd, 0, k->load_gpa, (uint64_t)st.st_size, "raw image",
-			       err);
+	return read_into_guest(mem, ram_end, f, 0, k->load_gpa, f->size, "raw image", err);
 }
 
 int x86_kernel_load(struct guest_mem *mem, uint64_t ram_end, const char *path,
 		    struct x86_kernel *out, struct perr *err)
 {
 	memset(out, 0, sizeof(*out));
-	autoclose int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return perr_setx(err, -errno, "%s", strerror(errno));
+	autoimage struct image_file f;
+	int rc = image_open(path, &f, err);
+	if (rc < 0)
+		return rc;
 	uint8_t head[LOADER_HEAD_SIZE];
-	ssize_t n;
-	do {
-		n = pread(fd, head, sizeof(head), 0);
-	} while (n < 0 && errno == EINTR);
-	if (n < 0)
-		return perr_set(err, -errno, "read");
+	size_t len = f.size < sizeof(head) ? (size_t)f.size : sizeof(head);
+	rc = image_read(&f, head, len, 0, err);
+	if (rc < 0)
+		return rc;
 
-	size_t len = (size_t)n;
 	if (len >= SELFMAG && memcmp(head, ELFMAG, SELFMAG) == 0)
-		return load_elf(mem, ram_end, fd, head, len, out, err);
+		return load_elf(mem, ram_end, &f, head, len, out, err);
 	if (len >= 0x206 && head[0x1fe] == 0x55 && head[0x1ff] == 0xaa &&
 	    memcmp(head + 0x202, "HdrS", 4) == 0)
-		return load_bzimage(mem, ram_end, fd, head, len, out, err);
-	return load_raw(mem, ram_end, fd, out, err);
+		return load_bzimage(mem, ram_end, &f, head, len, out, err);
+	return load_raw(mem, ram_end, &f, out, err);
 }
 
 int x86_initrd_load(struct guest_mem *mem, uint64_t ram_end, const struct x86_kernel *k,
 		    const char *path, uint64_t *gpa, uint64_t *size, struct perr *err)
 {
-	autoclose int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return perr_setx(err, -errno, "%s", strerror(errno));
-	struct stat st;
-	if (fstat(fd, &st) < 0)
-		return perr_set(err, -errno, "stat");
-	if (!S_ISREG(st.st_mode) || st.st_size == 0)
+	autoimage struct image_file f;
+	int rc = image_open(path, &f, err);
+	if (rc < 0)
+		return rc;
+	if (!f.regular || f.size == 0)
 		return perr_setx(err, -EINVAL, "not a non-empty regular file");
 
-	uint64_t len = (uint64_t)st.st_size;
+	uint64_t len = f.size;
 	uint64_t top = ram_end;
 	if (k->initrd_addr_max < UINT64_MAX && k->initrd_addr_max + 1 < top)
 		top = k->initrd_addr_max + 1;
@@ -270,7 +325,7 @@ int x86_initrd_load(struct guest_mem *mem, uint64_t ram_end, const struct x86_ke
 				 "%#llx; give the guest more memory (-m)",
 				 (unsigned long long)len, (unsigned long long)k->end_gpa,
 				 (unsigned long long)top);
-	int rc = read_into_guest(mem, ram_end, fd, 0, addr, len, "initrd", err);
+	rc = read_into_guest(mem, ram_end, &f, 0, addr, len, "initrd", err);
 	if (rc < 0)
 		return rc;
 	*gpa = addr;

@@ -1,0 +1,16 @@
+/* petrel update --resources FILE|- ID */
+#include "common/cleanup.h"
+#include "runtime/commands.h"
+#include "runtime/flags.h"
+#include "runtime/lifecycle.h"
+
+int cmd_update(const struct petrel_cli *cli, int argc, char **argv, struct perr *err)
+{
+	struct flag flags[] = {{.name = "resources", .short_name = 'r', .has_value = true}};
+	const char *id;
+	int rc = cmd_parse(flags, ARRAY_SIZE(flags), argc, argv, true, &id, NULL, NULL, err);
+	if (rc < 0)
+		return rc;
+	rc = petrel_update(cli->root, id, flags[0].value, err);
+	return rc < 0 ? rc : 0;
+}

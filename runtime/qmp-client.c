@@ -1,0 +1,147 @@
+/* A minimal blocking QMP client (qmp-client.h): one line per message, events skipped. */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <yajl/yajl_tree.h>
+
+#include "common/cleanup.h"
+#include "runtime/qmp-client.h"
+
+#define QMP_CLIENT_TIMEOUT_MS 5000
+
+struct qmp_conn {
+	int fd;
+	char buf[65536];
+	size_t len;
+};
+
+/* Reads one '\n'-terminated line into line (NUL-terminated). */
+static int qmp_read_line(struct qmp_conn *c, char *line, size_t size)
+{
+	for (;;) {
+		char *nl = memchr(c->buf, '\n', c->len);
+		if (nl) {
+			size_t n = (size_t)(nl - c->buf);
+			if (n >= size)
+				return -EMSGSIZE;
+			memcpy(line, c->buf, n);
+			line[n] = 0;
+			memmove(c->buf, nl + 1, c->len - n - 1);
+			c->len -= n + 1;
+			return 0;
+		}
+		if (c->len == sizeof(c->buf))
+			return -EMSGSIZE;
+		struct pollfd p = {.fd = c->fd, .events = POLLIN};
+		int pr = poll(&p, 1, QMP_CLIENT_TIMEOUT_MS);
+		if (pr < 0 && errno == EINTR)
+			continue;
+		if (pr <= 0)
+			return -ETIMEDOUT;
+		ssize_t r = read(c->fd, c->buf + c->len, sizeof(c->buf) - c->len);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		if (r == 0)
+			return -ECONNRESET;
+		c->len += (size_t)r;
+	}
+}
+
+/* Sends {"execute": cmd} and returns the reply (not an event) as a parsed tree. */
+static int qmp_execute(struct qmp_conn *c, const char *cmd, yajl_val *reply, struct perr *err)
+{
+	char msg[256];
+	int n = snprintf(msg, sizeof(msg), "{\"execute\": \"%s\"}\n", cmd);
+	if (write(c->fd, msg, (size_t)n) != n)
+		return perr_set(err, -errno, "QMP %s: write", cmd);
+	char line[65536];
+	for (;;) {
+		int rc = qmp_read_line(c, line, sizeof(line));
+		if (rc < 0)
+			return perr_set(err, rc, "QMP %s: reply", cmd);
+		char ebuf[128];
+		yajl_val v = yajl_tree_parse(line, ebuf, sizeof(ebuf));
+		if (!v)
+			return perr_setx(err, -EPROTO, "QMP %s: bad reply: %s", cmd, ebuf);
+		const char *ev_path[] = {"event", NULL};
+		if (yajl_tree_get(v, ev_path, yajl_t_string)) {
+			yajl_tree_free(v);
+			continue;
+		}
+		const char *desc_path[] = {"error", "desc", NULL};
+		yajl_val desc = yajl_tree_get(v, desc_path, yajl_t_string);
+		if (desc) {
+			perr_setx(err, -EIO, "QMP %s: %s", cmd, YAJL_GET_STRING(desc));
+			yajl_tree_free(v);
+			return -EIO;
+		}
+		*reply = v;
+		return 0;
+	}
+}
+
+static int qmp_open(const char *path, struct qmp_conn *c, struct perr *err)
+{
+	struct sockaddr_un addr = {.sun_family = AF_UNIX};
+	if (strlen(path) >= sizeof(addr.sun_path))
+		return perr_setx(err, -ENAMETOOLONG, "%s: socket path too long", path);
+	memcpy(addr.sun_path, path, strlen(path) + 1);
+	c->len = 0;
+	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (c->fd < 0)
+		return perr_set(err, -errno, "socket");
+	if (connect(c->fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+		int e = -errno;
+		close(c->fd);
+		return perr_set(err, e, "connect to %s", path);
+	}
+	char line[4096];
+	int rc = qmp_read_line(c, line, sizeof(line)); /* the greeting */
+	yajl_val reply = NULL;
+	if (rc < 0)
+		rc = perr_set(err, rc, "%s: QMP greeting", path);
+	else
+		rc = qmp_execute(c, "qmp_capabilities", &reply, err);
+	yajl_tree_free(reply);
+	if (rc < 0)
+		close(c->fd);
+	return rc;
+}
+
+int qmp_client_run(const char *socket_path, const char *command, struct perr *err)
+{
+	struct qmp_conn c = {.fd = -1};
+	int rc = qmp_open(socket_path, &c, err);
+	if (rc < 0)
+		return rc;
+	yajl_val reply = NULL;
+	rc = qmp_execute(&c, command, &reply, err);
+	yajl_tree_free(reply);
+	close(c.fd);
+	return rc;
+}
+
+int qmp_client_query_paused(const char *socket_path, bool *paused, struct perr *err)
+{
+	struct qmp_conn c = {.fd = -1};
+	int rc = qmp_open(socket_path, &c, err);
+	if (rc < 0)
+		return rc;
+	yajl_val reply = NULL;
+	rc = qmp_execute(&c, "query-status", &reply, err);
+	if (rc == 0) {
+		const char *st_path[] = {"return", "status", NULL};
+		yajl_val s = yajl_tree_get(reply, st_path, yajl_t_string);
+		const char *str = s ? YAJL_GET_STRING(s) : NULL;
+		*paused = str && strcmp(str, "paused") == 0;
+	}
+	yajl_tree_free(reply);
+	close(c.fd);
+	return rc;
+}

@@ -1,0 +1,15 @@
+/* A minimal blocking QMP client for the VMM's STATEDIR/qmp.sock: pause, resume, status. */
+#ifndef PETREL_RUNTIME_QMP_CLIENT_H
+#define PETREL_RUNTIME_QMP_CLIENT_H
+
+#include <stdbool.h>
+
+#include "common/error.h"
+
+/* Connects, negotiates (qmp_capabilities), runs `command` without arguments
+ * and checks for a "return"; an "error" reply becomes err's message. */
+int qmp_client_run(const char *socket_path, const char *command, struct perr *err);
+/* query-status: *paused is true when the VM's status is "paused". */
+int qmp_client_query_paused(const char *socket_path, bool *paused, struct perr *err);
+
+#endif
