@@ -43,7 +43,9 @@ listing() {
 	ip -n "$ct" -o link show | sed -E 's/^[0-9]+: //' | cut -d' ' -f1
 	tc -n "$ct" qdisc show
 	tc -n "$ct" filter show dev eth0 ingress
-	ip -n "$ct" addr show eth0
+	# Global addresses only: the link's carrier state and its link-local
+	# address come and go with the peer, and are not cleanup's business.
+	ip -n "$ct" -o addr show dev eth0 scope global | awk '{print $2, $3, $4}'
 	ip -n "$ct" route show
 }
 listing >"$T/before"
