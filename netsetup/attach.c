@@ -7,7 +7,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/cleanup.h"
 #include "netsetup/netsetup.h"
+#include "netsetup/nl.h"
 
 struct attach_args {
 	const char *veth;
@@ -16,6 +18,31 @@ struct attach_args {
 	char tap_made[IFNAMSIZ];
 	struct netsetup_netns_info *info;
 };
+
+int netsetup_join_tap_to_veth(const char *veth, const char *tap_name,
+			      struct netsetup_netns_info *info, int *tap_fd,
+			      char tap_made[IFNAMSIZ], struct perr *err)
+{
+	*tap_fd = -1;
+	int rc = netsetup_netns_info_collect(veth, info, err);
+	if (rc < 0)
+		return rc;
+	/* Not persistent: when the VMM dies with the last fd, the tap and the
+	 * filters on it go too; cleanup removes the veth's side. */
+	autoclose int fd = -1;
+	rc = netsetup_tap_create(tap_name, NETSETUP_TAP_VNET_HDR, &fd, tap_made, err);
+	if (rc < 0)
+		return rc;
+	rc = netsetup_link_set_mtu(tap_made, info->mtu, err);
+	if (rc == 0)
+		rc = netsetup_link_up(tap_made, err);
+	if (rc == 0)
+		rc = netsetup_tc_redirect_setup(veth, tap_made, err);
+	if (rc < 0)
+		return rc; /* closing fd removes the tap and whatever hangs on it */
+	*tap_fd = steal_fd(&fd);
+	return 0;
+}
 
 static int attach_in_netns(void *arg, struct perr *err)
 {
@@ -28,24 +55,7 @@ static int attach_in_netns(void *arg, struct perr *err)
 			return rc;
 		veth = uplink;
 	}
-	int rc = netsetup_netns_info_collect(veth, a->info, err);
-	if (rc < 0)
-		return rc;
-	/* Not persistent: when the VMM dies with the last fd, the tap and the
-	 * filters on it go too; detach removes the veth's side. */
-	rc = netsetup_tap_create(a->tap_name, NETSETUP_TAP_VNET_HDR, &a->tap_fd, a->tap_made, err);
-	if (rc < 0)
-		return rc;
-	rc = netsetup_link_set_mtu(a->tap_made, a->info->mtu, err);
-	if (rc == 0)
-		rc = netsetup_link_up(a->tap_made, err);
-	if (rc == 0)
-		rc = netsetup_tc_redirect_setup(veth, a->tap_made, err);
-	if (rc < 0) {
-		close(a->tap_fd); /* removes the tap: nothing made it persistent */
-		a->tap_fd = -1;
-	}
-	return rc;
+	return netsetup_join_tap_to_veth(veth, a->tap_name, a->info, &a->tap_fd, a->tap_made, err);
 }
 
 int netsetup_netns_attach(const char *netns_path, const char *veth, const char *tap_name,

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "netsetup/json.h"
 #include "netsetup/netsetup.h"
 #include "netsetup/nl.h"
 
@@ -105,23 +106,20 @@ static int prepare_in_netns(void *arg, struct perr *err)
 	if (rc < 0)
 		return rc;
 
-	rc = netsetup_netns_info_collect(veth, &out->veth, err);
+	return netsetup_join_tap_to_veth(veth, a->tap_name, &out->veth, &out->tap_fd, out->tap_name,
+					 err);
+}
+
+/* The checks prepare and cleanup share; *tap_name gets the default. */
+static int container_args_check(const char *netns_path, const char **tap_name, struct perr *err)
+{
+	if (!*tap_name)
+		*tap_name = NETSETUP_CONTAINER_TAP;
+	int rc = tap_name_check(*tap_name, err);
 	if (rc < 0)
 		return rc;
-	/* Not persistent: when the VMM dies with the last fd, the tap and its
-	 * filter go too; cleanup removes the veth's side. */
-	autoclose int fd = -1;
-	rc = netsetup_tap_create(a->tap_name, NETSETUP_TAP_VNET_HDR, &fd, out->tap_name, err);
-	if (rc < 0)
-		return rc;
-	rc = netsetup_link_set_mtu(out->tap_name, out->veth.mtu, err);
-	if (rc == 0)
-		rc = netsetup_link_up(out->tap_name, err);
-	if (rc == 0)
-		rc = netsetup_tc_redirect_setup(veth, out->tap_name, err);
-	if (rc < 0)
-		return rc; /* closing fd removes the tap and whatever hangs on it */
-	out->tap_fd = steal_fd(&fd);
+	if (!netns_path || !netns_path[0])
+		return perr_setx(err, -EINVAL, "netns: no path given");
 	return 0;
 }
 
@@ -130,13 +128,9 @@ int netsetup_container_prepare(const char *netns_path, const char *tap_name,
 {
 	memset(out, 0, sizeof(*out));
 	out->tap_fd = -1;
-	if (!tap_name)
-		tap_name = NETSETUP_CONTAINER_TAP;
-	int rc = tap_name_check(tap_name, err);
+	int rc = container_args_check(netns_path, &tap_name, err);
 	if (rc < 0)
 		return rc;
-	if (!netns_path || !netns_path[0])
-		return perr_setx(err, -EINVAL, "netns: no path given");
 	struct prepare_args a = {.tap_name = tap_name, .out = out};
 	rc = netsetup_netns_run(netns_path, prepare_in_netns, &a, err);
 	if (rc < 0) {
@@ -209,13 +203,9 @@ static bool netns_gone(const char *path)
 
 int netsetup_container_cleanup(const char *netns_path, const char *tap_name, struct perr *err)
 {
-	if (!tap_name)
-		tap_name = NETSETUP_CONTAINER_TAP;
-	int rc = tap_name_check(tap_name, err);
+	int rc = container_args_check(netns_path, &tap_name, err);
 	if (rc < 0)
 		return rc;
-	if (!netns_path || !netns_path[0])
-		return perr_setx(err, -EINVAL, "netns: no path given");
 	if (netns_gone(netns_path))
 		return 0; /* the namespace took the tap, filters and qdiscs along */
 	return netsetup_netns_run(netns_path, cleanup_in_netns, (void *)tap_name, err);
@@ -223,61 +213,33 @@ int netsetup_container_cleanup(const char *netns_path, const char *tap_name, str
 
 /* ---- the agent's `network` object ---- */
 
-#define GEN(call)                                 \
-	do {                                      \
-		if ((call) != yajl_gen_status_ok) \
-			return -EIO;              \
-	} while (0)
-
-static int gen_str(yajl_gen g, const char *s)
-{
-	GEN(yajl_gen_string(g, (const unsigned char *)s, strlen(s)));
-	return 0;
-}
-
-static int gen_key_str(yajl_gen g, const char *key, const char *value)
-{
-	if (gen_str(g, key) < 0 || gen_str(g, value) < 0)
-		return -EIO;
-	return 0;
-}
-
-static int gen_cidr(yajl_gen g, const struct netsetup_addr *a, bool prefix)
-{
-	char text[INET6_ADDRSTRLEN + 8];
-	if (netsetup_addr_format(a, prefix, text, sizeof(text)) < 0)
-		return -EINVAL;
-	return gen_str(g, text);
-}
-
 int netsetup_container_net_write_json(const struct netsetup_container_net *net, yajl_gen g)
 {
 	const struct netsetup_netns_info *v = &net->veth;
 	char mac[18];
-	snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", v->mac[0], v->mac[1], v->mac[2],
-		 v->mac[3], v->mac[4], v->mac[5]);
-	GEN(yajl_gen_map_open(g));
-	if (gen_str(g, "interfaces") < 0)
+	nsj_mac_format(v->mac, mac);
+	NSJ(yajl_gen_map_open(g));
+	if (nsj_str(g, "interfaces") < 0)
 		return -EIO;
-	GEN(yajl_gen_array_open(g));
-	GEN(yajl_gen_map_open(g));
-	if (gen_key_str(g, "name", v->ifname) < 0 || gen_key_str(g, "mac", mac) < 0 ||
-	    gen_str(g, "mtu") < 0)
+	NSJ(yajl_gen_array_open(g));
+	NSJ(yajl_gen_map_open(g));
+	if (nsj_key_str(g, "name", v->ifname) < 0 || nsj_key_str(g, "mac", mac) < 0 ||
+	    nsj_str(g, "mtu") < 0)
 		return -EIO;
-	GEN(yajl_gen_integer(g, v->mtu));
-	if (gen_str(g, "addresses") < 0)
+	NSJ(yajl_gen_integer(g, v->mtu));
+	if (nsj_str(g, "addresses") < 0)
 		return -EIO;
-	GEN(yajl_gen_array_open(g));
+	NSJ(yajl_gen_array_open(g));
 	for (size_t i = 0; i < v->naddrs && i < NETSETUP_MAX_ADDRS; i++)
-		if (gen_cidr(g, &v->addrs[i], true) < 0)
+		if (nsj_addr(g, &v->addrs[i], true) < 0)
 			return -EINVAL;
-	GEN(yajl_gen_array_close(g));
-	GEN(yajl_gen_map_close(g));
-	GEN(yajl_gen_array_close(g));
+	NSJ(yajl_gen_array_close(g));
+	NSJ(yajl_gen_map_close(g));
+	NSJ(yajl_gen_array_close(g));
 
-	if (gen_str(g, "routes") < 0)
+	if (nsj_str(g, "routes") < 0)
 		return -EIO;
-	GEN(yajl_gen_array_open(g));
+	NSJ(yajl_gen_array_open(g));
 	for (size_t i = 0; i < v->nroutes && i < NETSETUP_MAX_ROUTES; i++) {
 		const struct netsetup_route *r = &v->routes[i];
 		/* A default route is 0.0.0.0/0 or ::/0: the all-zero address. */
@@ -285,46 +247,35 @@ int netsetup_container_net_write_json(const struct netsetup_container_net *net, 
 		dst.family = r->family;
 		if (dst.prefixlen == 0)
 			memset(dst.bytes, 0, sizeof(dst.bytes));
-		GEN(yajl_gen_map_open(g));
-		if (gen_str(g, "destination") < 0 || gen_cidr(g, &dst, true) < 0)
+		NSJ(yajl_gen_map_open(g));
+		if (nsj_str(g, "destination") < 0 || nsj_addr(g, &dst, true) < 0)
 			return -EINVAL;
 		if (r->has_gateway &&
-		    (gen_str(g, "gateway") < 0 || gen_cidr(g, &r->gateway, false) < 0))
+		    (nsj_str(g, "gateway") < 0 || nsj_addr(g, &r->gateway, false) < 0))
 			return -EINVAL;
-		if (gen_key_str(g, "interface", v->ifname) < 0)
+		if (nsj_key_str(g, "interface", v->ifname) < 0)
 			return -EIO;
 		if (r->metric) {
-			if (gen_str(g, "metric") < 0)
+			if (nsj_str(g, "metric") < 0)
 				return -EIO;
-			GEN(yajl_gen_integer(g, r->metric));
+			NSJ(yajl_gen_integer(g, r->metric));
 		}
-		GEN(yajl_gen_map_close(g));
+		NSJ(yajl_gen_map_close(g));
 	}
-	GEN(yajl_gen_array_close(g));
-	GEN(yajl_gen_map_close(g));
+	NSJ(yajl_gen_array_close(g));
+	NSJ(yajl_gen_map_close(g));
 	return 0;
+}
+
+static int container_net_write(const void *net, yajl_gen g)
+{
+	return netsetup_container_net_write_json(net, g);
 }
 
 int netsetup_container_net_to_json(const struct netsetup_container_net *net, char **out,
 				   struct perr *err)
 {
-	*out = NULL;
-	yajl_gen g = yajl_gen_alloc(NULL);
-	if (!g)
-		return perr_set(err, -ENOMEM, "network json");
-	int rc = netsetup_container_net_write_json(net, g);
-	if (rc == 0) {
-		const unsigned char *buf;
-		size_t len;
-		if (yajl_gen_get_buf(g, &buf, &len) != yajl_gen_status_ok)
-			rc = -EIO;
-		else if (!(*out = strndup((const char *)buf, len)))
-			rc = -ENOMEM;
-	}
-	yajl_gen_free(g);
-	if (rc < 0)
-		return perr_set(err, rc, "network json");
-	return 0;
+	return nsj_to_text(container_net_write, net, "network json", out, err);
 }
 
 int netsetup_container_net_add_to_message(const struct netsetup_container_net *net, const char *msg,

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <yajl/yajl_tree.h>
 
+#include "netsetup/json.h"
 #include "netsetup/netsetup.h"
 #include "netsetup/nl.h"
 
@@ -238,106 +239,66 @@ static const char *family_name(int family)
 	return family == AF_INET6 ? "inet6" : "inet";
 }
 
-#define GEN(call)                                 \
-	do {                                      \
-		if ((call) != yajl_gen_status_ok) \
-			return -EIO;              \
-	} while (0)
-
-static int gen_str(yajl_gen g, const char *s)
-{
-	GEN(yajl_gen_string(g, (const unsigned char *)s, strlen(s)));
-	return 0;
-}
-
-static int gen_key_str(yajl_gen g, const char *key, const char *value)
-{
-	if (gen_str(g, key) < 0 || gen_str(g, value) < 0)
-		return -EIO;
-	return 0;
-}
-
-static int gen_key_int(yajl_gen g, const char *key, long long value)
-{
-	if (gen_str(g, key) < 0)
-		return -EIO;
-	GEN(yajl_gen_integer(g, value));
-	return 0;
-}
-
 static int gen_addr(yajl_gen g, const char *key, const struct netsetup_addr *a, bool prefix)
 {
-	char text[INET6_ADDRSTRLEN + 8];
-	if (netsetup_addr_format(a, prefix, text, sizeof(text)) < 0)
-		return -EINVAL;
-	return gen_key_str(g, key, text);
+	if (nsj_str(g, key) < 0)
+		return -EIO;
+	return nsj_addr(g, a, prefix);
 }
 
 int netsetup_netns_info_write_json(const struct netsetup_netns_info *info, yajl_gen g)
 {
 	char mac[18];
-	snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", info->mac[0], info->mac[1],
-		 info->mac[2], info->mac[3], info->mac[4], info->mac[5]);
-	GEN(yajl_gen_map_open(g));
-	if (gen_key_str(g, "ifname", info->ifname) < 0 || gen_key_str(g, "mac", mac) < 0 ||
-	    gen_key_int(g, "mtu", info->mtu) < 0 || gen_str(g, "addresses") < 0)
+	nsj_mac_format(info->mac, mac);
+	NSJ(yajl_gen_map_open(g));
+	if (nsj_key_str(g, "ifname", info->ifname) < 0 || nsj_key_str(g, "mac", mac) < 0 ||
+	    nsj_key_int(g, "mtu", info->mtu) < 0 || nsj_str(g, "addresses") < 0)
 		return -EIO;
-	GEN(yajl_gen_array_open(g));
+	NSJ(yajl_gen_array_open(g));
 	for (size_t i = 0; i < info->naddrs && i < NETSETUP_MAX_ADDRS; i++) {
 		const struct netsetup_addr *a = &info->addrs[i];
-		GEN(yajl_gen_map_open(g));
-		if (gen_key_str(g, "family", family_name(a->family)) < 0 ||
+		NSJ(yajl_gen_map_open(g));
+		if (nsj_key_str(g, "family", family_name(a->family)) < 0 ||
 		    gen_addr(g, "address", a, false) < 0 ||
-		    gen_key_int(g, "prefix", a->prefixlen) < 0)
+		    nsj_key_int(g, "prefix", a->prefixlen) < 0)
 			return -EIO;
-		GEN(yajl_gen_map_close(g));
+		NSJ(yajl_gen_map_close(g));
 	}
-	GEN(yajl_gen_array_close(g));
-	if (gen_str(g, "routes") < 0)
+	NSJ(yajl_gen_array_close(g));
+	if (nsj_str(g, "routes") < 0)
 		return -EIO;
-	GEN(yajl_gen_array_open(g));
+	NSJ(yajl_gen_array_open(g));
 	for (size_t i = 0; i < info->nroutes && i < NETSETUP_MAX_ROUTES; i++) {
 		const struct netsetup_route *r = &info->routes[i];
-		GEN(yajl_gen_map_open(g));
-		if (gen_key_str(g, "family", family_name(r->family)) < 0)
+		NSJ(yajl_gen_map_open(g));
+		if (nsj_key_str(g, "family", family_name(r->family)) < 0)
 			return -EIO;
 		if (r->dst.prefixlen == 0) {
-			if (gen_key_str(g, "destination", "default") < 0)
+			if (nsj_key_str(g, "destination", "default") < 0)
 				return -EIO;
 		} else if (gen_addr(g, "destination", &r->dst, true) < 0) {
 			return -EIO;
 		}
 		if (r->has_gateway && gen_addr(g, "gateway", &r->gateway, false) < 0)
 			return -EIO;
-		if (r->metric && gen_key_int(g, "metric", r->metric) < 0)
+		if (r->metric && nsj_key_int(g, "metric", r->metric) < 0)
 			return -EIO;
-		GEN(yajl_gen_map_close(g));
+		NSJ(yajl_gen_map_close(g));
 	}
-	GEN(yajl_gen_array_close(g));
-	GEN(yajl_gen_map_close(g));
+	NSJ(yajl_gen_array_close(g));
+	NSJ(yajl_gen_map_close(g));
 	return 0;
+}
+
+static int info_write(const void *info, yajl_gen g)
+{
+	return netsetup_netns_info_write_json(info, g);
 }
 
 int netsetup_netns_info_to_json(const struct netsetup_netns_info *info, char **out,
 				struct perr *err)
 {
-	*out = NULL;
-	yajl_gen g = yajl_gen_alloc(NULL);
-	if (!g)
-		return perr_set(err, -ENOMEM, "info json");
-	int rc = netsetup_netns_info_write_json(info, g);
-	if (rc == 0) {
-		const unsigned char *buf;
-		size_t len;
-		if (yajl_gen_get_buf(g, &buf, &len) != yajl_gen_status_ok)
-			rc = -EIO;
-		else if (!(*out = strndup((const char *)buf, len)))
-			rc = -ENOMEM;
-	}
-	yajl_gen_free(g);
-	if (rc < 0)
-		return perr_set(err, rc, "info json");
-	return 0;
+	return nsj_to_text(info_write, info, "info json", out, err);
 }
 
 /* ---- parsing, for the agent's side and for round trips ---- */

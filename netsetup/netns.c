@@ -84,14 +84,10 @@ int netsetup_netns_open(const char *path, int *fd_out, struct perr *err)
 	return 0;
 }
 
-int netsetup_netns_enter(const char *path, struct netsetup_netns_saved *saved, struct perr *err)
+/* Saves the calling thread's namespace in *saved and moves it to target. */
+static int enter_fd(int target, const char *what, struct netsetup_netns_saved *saved,
+		    struct perr *err)
 {
-	saved->orig_fd = -1;
-	autoclose int target = -1;
-	int rc = netsetup_netns_open(path, &target, err);
-	if (rc < 0)
-		return rc;
-
 	char self[64];
 	snprintf(self, sizeof(self), "/proc/self/task/%ld/ns/net", (long)syscall(SYS_gettid));
 	autoclose int orig = open(self, O_RDONLY | O_CLOEXEC);
@@ -101,14 +97,30 @@ int netsetup_netns_enter(const char *path, struct netsetup_netns_saved *saved, s
 	if (setns(target, CLONE_NEWNET) < 0) {
 		int e = errno;
 		if (e == EINVAL)
-			return perr_setx(err, -EINVAL, "netns %s: not a network namespace", path);
+			return perr_setx(err, -EINVAL, "netns %s: not a network namespace", what);
 		if (e == EPERM)
 			return perr_setx(err, -EPERM, "netns %s: setns: %s (needs CAP_SYS_ADMIN)",
-					 path, strerror(e));
-		return perr_set(err, -e, "netns %s: setns", path);
+					 what, strerror(e));
+		return perr_set(err, -e, "netns %s: setns", what);
 	}
 	saved->orig_fd = steal_fd(&orig);
 	return 0;
+}
+
+int netsetup_netns_enter(const char *path, struct netsetup_netns_saved *saved, struct perr *err)
+{
+	saved->orig_fd = -1;
+	autoclose int target = -1;
+	int rc = netsetup_netns_open(path, &target, err);
+	if (rc < 0)
+		return rc;
+	return enter_fd(target, path, saved, err);
+}
+
+int netsetup_netns_enter_fd(int ns_fd, struct netsetup_netns_saved *saved, struct perr *err)
+{
+	saved->orig_fd = -1;
+	return enter_fd(ns_fd, "(fd)", saved, err);
 }
 
 int netsetup_netns_leave(struct netsetup_netns_saved *saved, struct perr *err)
@@ -146,4 +158,49 @@ int netsetup_netns_run(const char *path, int (*fn)(void *arg, struct perr *err),
 		rc = lrc;
 	}
 	return rc;
+}
+
+int netsetup_netns_new_with_tap(const char *tap_name, int *tap_fd, int *ns_fd, struct perr *err)
+{
+	*tap_fd = *ns_fd = -1;
+	char self[64];
+	snprintf(self, sizeof(self), "/proc/self/task/%ld/ns/net", (long)syscall(SYS_gettid));
+	struct netsetup_netns_saved saved;
+	saved.orig_fd = open(self, O_RDONLY | O_CLOEXEC);
+	if (saved.orig_fd < 0)
+		return perr_set(err, -errno, "netns: %s", self);
+	/* unshare(CLONE_NEWNET) moves only this thread, like setns. */
+	if (unshare(CLONE_NEWNET) < 0) {
+		int e = errno;
+		close(saved.orig_fd);
+		if (e == EPERM)
+			return perr_setx(err, -EPERM,
+					 "new network namespace: %s (needs CAP_SYS_ADMIN)",
+					 strerror(e));
+		return perr_set(err, -e, "new network namespace");
+	}
+	int rc = 0;
+	autoclose int ns = open(self, O_RDONLY | O_CLOEXEC);
+	autoclose int fd = -1;
+	char made[IFNAMSIZ];
+	if (ns < 0)
+		rc = perr_set(err, -errno, "new network namespace: %s", self);
+	if (rc == 0)
+		rc = netsetup_tap_create(tap_name, NETSETUP_TAP_VNET_HDR, &fd, made, err);
+	if (rc == 0)
+		rc = netsetup_link_up(made, err);
+	if (rc < 0)
+		perr_wrap(err, "new network namespace");
+	struct perr leave_err;
+	perr_clear(&leave_err);
+	if (netsetup_netns_leave(&saved, &leave_err) < 0) {
+		if (err)
+			*err = leave_err;
+		return -EIO; /* the fds close: the namespace and the tap go */
+	}
+	if (rc < 0)
+		return rc;
+	*tap_fd = steal_fd(&fd);
+	*ns_fd = steal_fd(&ns);
+	return 0;
 }

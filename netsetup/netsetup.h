@@ -98,6 +98,8 @@ struct netsetup_netns_saved {
 /* Moves the calling thread into the network namespace at `path`. On success
  * the caller must call netsetup_netns_leave(saved) on every path. */
 int netsetup_netns_enter(const char *path, struct netsetup_netns_saved *saved, struct perr *err);
+/* The same with an open namespace fd (netsetup_netns_new_with_tap's). */
+int netsetup_netns_enter_fd(int ns_fd, struct netsetup_netns_saved *saved, struct perr *err);
 /* Returns to the namespace saved by netsetup_netns_enter and closes it. */
 int netsetup_netns_leave(struct netsetup_netns_saved *saved, struct perr *err);
 
@@ -106,6 +108,16 @@ int netsetup_netns_leave(struct netsetup_netns_saved *saved, struct perr *err);
  * entering or leaving. */
 int netsetup_netns_run(const char *path, int (*fn)(void *arg, struct perr *err), void *arg,
 		       struct perr *err);
+
+/* A new network namespace holding nothing but lo (down) and tap `tap_name`
+ * (vnet header, not persistent, up), for a container whose config.json asks
+ * for a network namespace without a path: the VM gets a NIC that reaches
+ * nothing, as runc gives a container an empty namespace. Nothing is named or
+ * mounted: the tap's fd (and the VMM, when started in *ns_fd) holds the
+ * namespace, which goes away with them, also after kill -9 of the VMM.
+ * Returns the tap's fd and the namespace's (both O_CLOEXEC); the calling
+ * thread is back in its own namespace on every path. */
+int netsetup_netns_new_with_tap(const char *tap_name, int *tap_fd, int *ns_fd, struct perr *err);
 
 /* ---- tc redirect (current namespace) ---- */
 
@@ -184,6 +196,40 @@ int netsetup_netns_detach(const char *netns_path, const char *veth, const char *
 int netsetup_bridge_attach(const char *bridge, const struct netsetup_addr *bridge_addr,
 			   const char *tap_name, int *tap_fd, char tap_name_out[IFNAMSIZ],
 			   struct perr *err);
+
+/* ---- bridge mode: a container without a network namespace ---- */
+
+/* What a container's port on a bridge is made from. */
+struct netsetup_bridge_port_req {
+	const char *bridge;			 /* NULL: NETSETUP_DEFAULT_BRIDGE */
+	const struct netsetup_addr *bridge_addr; /* the bridge's IPv4 address and subnet */
+	const struct netsetup_addr *addr;	 /* the guest's; NULL: the lowest free one */
+	const char *tap_name;			 /* exact (netsetup_bridge_tap_name) */
+	const char *owner;			 /* the container's id, for the tap's alias */
+};
+
+struct netsetup_container_net;
+
+/* Ensures the bridge (up, with bridge_addr), picks or checks the guest's
+ * address, and creates the tap (vnet header, not persistent) as a port of
+ * the bridge, up, with the alias "petrel ADDR/PREFIX OWNER". The aliases
+ * of the bridge's ports are the allocation table: an address is in use
+ * while its tap exists, so it is free again when the VMM dies, even by
+ * kill -9. Concurrent attaches serialize on an abstract unix socket.
+ * out->veth gets what the guest's eth0 must look like: name eth0, MAC
+ * 02:50:A:B:C:D from the IPv4 address A.B.C.D, the bridge's MTU, the
+ * address, and a default route via the bridge's address. A requested
+ * address outside the bridge's subnet, the bridge's own, the subnet's
+ * network or broadcast address, or one in use is an error naming it (and
+ * its user). On failure nothing is left but the bridge. */
+int netsetup_bridge_port_attach(const struct netsetup_bridge_port_req *req,
+				struct netsetup_container_net *out, struct perr *err);
+/* Deletes tap `tap_name` if it is there and its alias names `owner`; 0
+ * when it is absent (the VMM's end took it). The bridge stays. */
+int netsetup_bridge_port_detach(const char *tap_name, const char *owner, struct perr *err);
+/* The tap name of container `id` under --root `root`: "pt" and 12 hex
+ * digits of a hash of both, so cleanup can name it with no state. */
+void netsetup_bridge_tap_name(const char *root, const char *id, char out[IFNAMSIZ]);
 
 /* ---- a container's network namespace, as the runtime sees it ---- */
 

@@ -40,4 +40,12 @@ int nsl_link_delete(struct nsl *c, struct rtnl_link *link, struct perr *err);
 /* "bridge", "tun", "veth", … or "" for links without a kind (loopback, eth). */
 const char *nsl_link_kind(struct rtnl_link *link);
 
+/* In the current namespace: reads veth's info, creates tap tap_name (vnet
+ * header, not persistent) with its MTU, up, and the tc redirect both ways.
+ * netsetup_netns_attach and netsetup_container_prepare share it. */
+struct netsetup_netns_info;
+int netsetup_join_tap_to_veth(const char *veth, const char *tap_name,
+			      struct netsetup_netns_info *info, int *tap_fd,
+			      char tap_made[IFNAMSIZ], struct perr *err);
+
 #endif

@@ -36,6 +36,7 @@ int cmd_create(const struct petrel_cli *cli, int argc, char **argv, struct perr 
 				       .pid_file = flags[1].value,
 				       .console_socket = flags[2].value,
 				       .preserve_fds = (unsigned)preserve,
+				       .systemd_cgroup = cli->systemd_cgroup,
 				       .debug = cli->debug};
 	rc = petrel_create(&o, NULL, err);
 	return rc < 0 ? rc : 0;

@@ -35,6 +35,7 @@ int cmd_run(const struct petrel_cli *cli, int argc, char **argv, struct perr *er
 				       .bundle = flags[0].value,
 				       .pid_file = flags[1].value,
 				       .console_socket = flags[2].value,
+				       .systemd_cgroup = cli->systemd_cgroup,
 				       .debug = cli->debug,
 				       .foreground = !detach};
 	pid_t vmm = -1;

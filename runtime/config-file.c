@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "netsetup/netsetup.h"
 #include "runtime/config-file.h"
 
 int petrel_parse_size(const char *s, uint64_t *bytes)
@@ -80,12 +81,22 @@ static int conf_set(struct petrel_conf *c, const char *key, const char *val)
 	    {"initrd", c->initrd, sizeof(c->initrd)},
 	    {"machine", c->machine, sizeof(c->machine)},
 	    {"kernel_append", c->kernel_append, sizeof(c->kernel_append)},
+	    {"bridge", c->bridge, sizeof(c->bridge)},
+	    {"bridge_address", c->bridge_address, sizeof(c->bridge_address)},
 	};
 	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
 		if (strcmp(key, strs[i].key) != 0)
 			continue;
 		if (strlen(val) >= strs[i].size)
 			return -ENAMETOOLONG;
+		if (strs[i].dst == c->bridge && (!val[0] || strpbrk(val, "/: \t%")))
+			return -EINVAL; /* an interface name */
+		if (strs[i].dst == c->bridge_address) {
+			struct netsetup_addr a;
+			struct perr ignored;
+			if (netsetup_cidr_parse(val, &a, &ignored) < 0 || a.family != AF_INET)
+				return -EINVAL;
+		}
 		snprintf(strs[i].dst, strs[i].size, "%s", val);
 		return 0;
 	}
@@ -119,6 +130,9 @@ int petrel_conf_load(const char *path, struct petrel_conf *conf, struct perr *er
 	conf->memory_overhead = 128ull << 20;
 	conf->rootfs_margin = 256ull << 20;
 	conf->create_timeout = 120;
+	snprintf(conf->bridge, sizeof(conf->bridge), "%s", PETREL_CONF_BRIDGE);
+	snprintf(conf->bridge_address, sizeof(conf->bridge_address), "%s",
+		 PETREL_CONF_BRIDGE_ADDRESS);
 
 	bool explicit = path != NULL;
 	if (!path) {
@@ -157,7 +171,7 @@ int petrel_conf_load(const char *path, struct petrel_conf *conf, struct perr *er
 			    err, -EINVAL,
 			    "%s:%d: unknown key \"%s\"; known: vmm, kernel, initrd, machine, "
 			    "cpus, memory, memory_overhead, rootfs_margin, create_timeout, "
-			    "kernel_append",
+			    "kernel_append, bridge, bridge_address",
 			    path, lineno, key);
 		else if (r < 0)
 			rc = perr_setx(err, -EINVAL, "%s:%d: %s: bad value \"%s\"", path, lineno,
@@ -176,21 +190,36 @@ static bool set_if_exists(char *dst, size_t size, const char *dir, const char *r
 	return true;
 }
 
+/* The first readable candidate, relative to the binary's directory: an
+ * installed tree, then a build tree. vmlinux (PVH entry) boots faster than
+ * bzImage, which must decompress itself first. */
+static void set_first_existing(char *dst, size_t size, const char *exe_dir,
+			       const char *const *candidates)
+{
+	if (dst[0])
+		return;
+	for (const char *const *c = candidates; *c; c++)
+		if (set_if_exists(dst, size, exe_dir, *c))
+			return;
+}
+
 void petrel_conf_default_guest(struct petrel_conf *conf, const char *exe_dir)
 {
-	if (!conf->kernel[0] &&
-	    !set_if_exists(conf->kernel, sizeof(conf->kernel), exe_dir,
-			   "../share/petrel/vmlinux") &&
-	    !set_if_exists(conf->kernel, sizeof(conf->kernel), exe_dir,
-			   "../share/petrel/bzImage") &&
-	    !set_if_exists(conf->kernel, sizeof(conf->kernel), exe_dir, "../guest/bzImage"))
-		set_if_exists(conf->kernel, sizeof(conf->kernel), exe_dir,
-			      "../../build/guest/bzImage");
-	if (!conf->initrd[0] &&
-	    !set_if_exists(conf->initrd, sizeof(conf->initrd), exe_dir,
-			   "../share/petrel/agent-initramfs.cpio.gz") &&
-	    !set_if_exists(conf->initrd, sizeof(conf->initrd), exe_dir,
-			   "../guest/agent-initramfs.cpio.gz"))
-		set_if_exists(conf->initrd, sizeof(conf->initrd), exe_dir,
-			      "../../build/guest/agent-initramfs.cpio.gz");
+	static const char *const kernels[] = {
+	    "../share/petrel/vmlinux",
+	    "../share/petrel/bzImage",
+	    "../guest/vmlinux",
+	    "../guest/bzImage",
+	    "../../build/guest/vmlinux",
+	    "../../build/guest/bzImage",
+	    NULL,
+	};
+	static const char *const initrds[] = {
+	    "../share/petrel/agent-initramfs.cpio.gz",
+	    "../guest/agent-initramfs.cpio.gz",
+	    "../../build/guest/agent-initramfs.cpio.gz",
+	    NULL,
+	};
+	set_first_existing(conf->kernel, sizeof(conf->kernel), exe_dir, kernels);
+	set_first_existing(conf->initrd, sizeof(conf->initrd), exe_dir, initrds);
 }

@@ -2,7 +2,8 @@
  * /etc/petrel/petrel.conf (or $PETREL_CONF): the runtime's defaults, one
  * `key = value` per line, `#` comments. Keys: vmm, kernel, initrd, machine,
  * cpus, memory, memory_overhead, rootfs_margin, create_timeout, kernel_append,
- * debug_console. See docs/runtime.md.
+ * debug_console, bridge, bridge_address. See docs/runtime.md and, for the
+ * bridge, docs/network.md.
  */
 #ifndef PETREL_RUNTIME_CONFIG_FILE_H
 #define PETREL_RUNTIME_CONFIG_FILE_H
@@ -27,7 +28,13 @@ struct petrel_conf {
 	uint64_t rootfs_margin;	  /* bytes of free space in a built rootfs image; 256 MiB */
 	unsigned create_timeout;  /* seconds create waits for the agent; 120 */
 	char kernel_append[512];  /* extra kernel command line */
+	/* Bridge mode (no network namespace in config.json, docs/network.md). */
+	char bridge[16];	 /* "petrel0"; "none": such containers get no NIC */
+	char bridge_address[64]; /* the bridge's IPv4 address/prefix; "10.87.0.1/24" */
 };
+
+#define PETREL_CONF_BRIDGE	   "petrel0"
+#define PETREL_CONF_BRIDGE_ADDRESS "10.87.0.1/24"
 
 /* Fills *conf with the defaults, then reads path ($PETREL_CONF, else
  * PETREL_CONF_DEFAULT when path is NULL). A missing default file is fine; a

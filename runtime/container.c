@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -257,4 +258,193 @@ static int remove_at(int parent, const char *name, struct perr *err)
 int remove_tree(const char *path, struct perr *err)
 {
 	return remove_at(AT_FDCWD, path, err);
+}
+
+static int lock_path(const char *root, const char *id, char *buf, size_t size)
+{
+	int n = snprintf(buf, size, "%s/.locks/%s", root, id);
+	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
+}
+
+static int mkdir_if_missing(const char *path, mode_t mode)
+{
+	if (mkdir(path, mode) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+int container_lock(const char *root, const char *id, int *fd_out, struct perr *err)
+{
+	char path[PATH_MAX], dir[PATH_MAX];
+	int rc = container_id_validate(id, err);
+	if (rc < 0)
+		return rc;
+	if (lock_path(root, id, path, sizeof(path)) < 0 ||
+	    snprintf(dir, sizeof(dir), "%s/.locks", root) >= (int)sizeof(dir))
+		return perr_setx(err, -ENAMETOOLONG, "%s/.locks/%s: path too long", root, id);
+	/* --root's parents are the caller's business; --root itself is ours. */
+	if ((rc = mkdir_if_missing(root, 0700)) < 0 || (rc = mkdir_if_missing(dir, 0700)) < 0)
+		return perr_set(err, rc, "--root %s", root);
+	for (;;) {
+		int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+		if (fd < 0 && errno == ENOENT) {
+			/* The last delete removed .locks in between. */
+			if ((rc = mkdir_if_missing(dir, 0700)) < 0)
+				return perr_set(err, rc, "--root %s", root);
+			continue;
+		}
+		if (fd < 0)
+			return perr_set(err, -errno, "lock %s", path);
+		int r;
+		while ((r = flock(fd, LOCK_EX)) < 0 && errno == EINTR)
+			;
+		if (r < 0) {
+			rc = -errno;
+			close(fd);
+			return perr_set(err, rc, "lock %s", path);
+		}
+		/* A delete may have removed the file while we waited: that lock
+		 * guards nothing any more. */
+		struct stat held, now;
+		if (fstat(fd, &held) == 0 && stat(path, &now) == 0 && held.st_ino == now.st_ino &&
+		    held.st_dev == now.st_dev) {
+			*fd_out = fd;
+			return 0;
+		}
+		close(fd);
+	}
+}
+
+int container_lock_existing(const char *root, const char *id, int *fd_out, struct perr *err)
+{
+	char dir[PATH_MAX];
+	int rc = container_id_validate(id, err);
+	if (rc < 0)
+		return rc;
+	if (container_path(root, id, NULL, dir, sizeof(dir)) < 0)
+		return perr_setx(err, -ENAMETOOLONG, "%s/%s: path too long", root, id);
+	if (access(dir, F_OK) < 0)
+		return perr_setx(err, -ENOENT, CONTAINER_ERR_NOT_EXIST);
+	int fd = -1;
+	if ((rc = container_lock(root, id, &fd, err)) < 0)
+		return rc;
+	if (access(dir, F_OK) < 0) {
+		container_lock_remove(root, id);
+		close(fd);
+		return perr_setx(err, -ENOENT, CONTAINER_ERR_NOT_EXIST);
+	}
+	*fd_out = fd;
+	return 0;
+}
+
+void container_lock_remove(const char *root, const char *id)
+{
+	char path[PATH_MAX], dir[PATH_MAX];
+	if (lock_path(root, id, path, sizeof(path)) == 0)
+		unlink(path);
+	/* --root shows only containers once the last one is gone; a locker that
+	 * loses the race makes it again. */
+	if (snprintf(dir, sizeof(dir), "%s/.locks", root) < (int)sizeof(dir))
+		rmdir(dir);
+}
+
+static int exec_reg_path(const char *root, const char *id, int pid, char *buf, size_t size)
+{
+	int n = pid ? snprintf(buf, size, "%s/%s/execs/%d", root, id, pid)
+		    : snprintf(buf, size, "%s/%s/execs", root, id);
+	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
+}
+
+int container_exec_register(const char *root, const char *id, int pid, struct perr *err)
+{
+	char dir[PATH_MAX], path[PATH_MAX], buf[32];
+	uint64_t start = 0;
+	if (exec_reg_path(root, id, 0, dir, sizeof(dir)) < 0 ||
+	    exec_reg_path(root, id, pid, path, sizeof(path)) < 0)
+		return perr_setx(err, -ENAMETOOLONG, "%s/%s/execs: path too long", root, id);
+	int rc = proc_start_time(pid, &start, NULL);
+	if (rc < 0)
+		return perr_set(err, rc, "/proc/%d/stat", pid);
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return perr_set(err, -errno, "%s", dir);
+	int n = snprintf(buf, sizeof(buf), "%llu", (unsigned long long)start);
+	return file_write_atomic(path, buf, (size_t)n, 0600, err);
+}
+
+void container_exec_unregister(const char *root, const char *id, int pid)
+{
+	char path[PATH_MAX];
+	if (exec_reg_path(root, id, pid, path, sizeof(path)) == 0)
+		unlink(path);
+}
+
+static int pids_add(int **pids, size_t *n, size_t *cap, int pid)
+{
+	if (*n == *cap) {
+		size_t nc = *cap ? *cap * 2 : 8;
+		int *np = realloc(*pids, nc * sizeof(int));
+		if (!np)
+			return -ENOMEM;
+		*pids = np;
+		*cap = nc;
+	}
+	(*pids)[(*n)++] = pid;
+	return 0;
+}
+
+static int pid_cmp(const void *a, const void *b)
+{
+	return *(const int *)a - *(const int *)b;
+}
+
+int container_host_pids(const char *root, const struct oci_state *st, int **pids, size_t *n,
+			struct perr *err)
+{
+	*pids = NULL;
+	*n = 0;
+	size_t cap = 0;
+	if (!container_vmm_alive(st))
+		return 0; /* exec'd processes end with the VM */
+	int vmm = st->has_petrel && st->petrel.vmm_pid ? st->petrel.vmm_pid : st->pid;
+	if (pids_add(pids, n, &cap, vmm) < 0)
+		return perr_set(err, -ENOMEM, "ps");
+	char dir[PATH_MAX];
+	if (exec_reg_path(root, st->id, 0, dir, sizeof(dir)) < 0)
+		return 0;
+	DIR *d = opendir(dir);
+	if (!d)
+		return 0;
+	size_t first_exec = *n;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		char *end;
+		errno = 0;
+		long pid = strtol(de->d_name, &end, 10);
+		if (errno || *end || end == de->d_name || pid <= 0 || pid > INT_MAX)
+			continue;
+		char path[PATH_MAX], text[32];
+		if (snprintf(path, sizeof(path), "%s/%s", dir, de->d_name) >= (int)sizeof(path))
+			continue;
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		ssize_t r = read(fd, text, sizeof(text) - 1);
+		close(fd);
+		if (r <= 0)
+			continue;
+		text[r] = 0;
+		uint64_t want = strtoull(text, NULL, 10), start = 0;
+		char letter = 0;
+		/* A pid that ended (or was reused) without unregistering is not listed. */
+		if (proc_start_time((int)pid, &start, &letter) < 0 || start != want ||
+		    letter == 'Z' || letter == 'X')
+			continue;
+		if (pids_add(pids, n, &cap, (int)pid) < 0) {
+			closedir(d);
+			return perr_set(err, -ENOMEM, "ps");
+		}
+	}
+	closedir(d);
+	qsort(*pids + first_exec, *n - first_exec, sizeof(int), pid_cmp);
+	return 0;
 }

@@ -10,6 +10,7 @@
  *     qmp.sock            the VMM's QMP socket
  *     console.log         the guest kernel's serial console
  *     vmm.log             the VMM's own log
+ *     execs/PID           one per running exec: its host process and start time
  */
 #ifndef PETREL_RUNTIME_CONTAINER_H
 #define PETREL_RUNTIME_CONTAINER_H
@@ -59,6 +60,30 @@ int pid_file_write(const char *path, int pid, struct perr *err);
 /* Writes len bytes to path atomically (path.tmp, then rename), with mode. */
 int file_write_atomic(const char *path, const void *data, size_t len, unsigned mode,
 		      struct perr *err);
+
+/* Serialises the commands that change a container (create, start, kill,
+ * delete, pause, resume, update), as runc's lock does: an exclusive flock on
+ * ROOT/.locks/ID (made, with ROOT, when missing), waited for. *fd_out holds
+ * the lock until closed. Readers (state, list, ps) take no lock. */
+int container_lock(const char *root, const char *id, int *fd_out, struct perr *err);
+/* The same for a container that must exist: -ENOENT with
+ * CONTAINER_ERR_NOT_EXIST (and no lock file made) when it does not, or when a
+ * delete removed it while we waited. */
+int container_lock_existing(const char *root, const char *id, int *fd_out, struct perr *err);
+/* Removes ROOT/.locks/ID while its lock is held (delete): a waiter that
+ * then gets the lock on the unlinked file sees it and takes a fresh one. */
+void container_lock_remove(const char *root, const char *id);
+
+/* The host processes that stand for exec'd processes: each `petrel exec`
+ * host process registers itself (ROOT/ID/execs/PID holding its start time)
+ * once the process runs, and unregisters when it ends. */
+int container_exec_register(const char *root, const char *id, int pid, struct perr *err);
+void container_exec_unregister(const char *root, const char *id, int pid);
+/* The container's host pids: the VMM (when alive), then every registered
+ * exec host process still alive with its recorded start time. *pids is
+ * malloc'd (possibly NULL with *n 0). */
+int container_host_pids(const char *root, const struct oci_state *st, int **pids, size_t *n,
+			struct perr *err);
 
 /* Removes a directory tree (no symlinks followed); 0 when it is absent. */
 int remove_tree(const char *path, struct perr *err);

@@ -156,6 +156,8 @@ struct exec_run {
 	int status;
 	const char *pid_file;
 	bool pid_file_failed;
+	const char *root, *id;
+	bool registered; /* in ROOT/ID/execs, for petrel ps */
 	struct perr err;
 };
 
@@ -172,15 +174,20 @@ static void exec_running(void *opaque, uint32_t id)
 {
 	struct exec_run *x = opaque;
 	(void)id;
+	struct perr reg_err = {0};
+	if (container_exec_register(x->root, x->id, getpid(), &reg_err) < 0)
+		log_warn("exec: %s (petrel ps will not list this process)", reg_err.msg);
+	else
+		x->registered = true;
 	if (x->pid_file && pid_file_write(x->pid_file, getpid(), &x->err) < 0)
 		x->pid_file_failed = true;
 }
 
 /* Runs the relay in this process until the process exits. */
-static int exec_relay(const char *uds, struct agent_msg *req, int notify_fd, const char *pid_file,
-		      struct perr *err)
+static int exec_relay(const char *root, const char *id, const char *uds, struct agent_msg *req,
+		      int notify_fd, const char *pid_file, struct perr *err)
 {
-	struct exec_run x = {.status = -1, .pid_file = pid_file};
+	struct exec_run x = {.status = -1, .pid_file = pid_file, .root = root, .id = id};
 	int rc = eventloop_create(&x.loop);
 	if (rc < 0)
 		return perr_set(err, rc, "event loop");
@@ -209,6 +216,8 @@ static int exec_relay(const char *uds, struct agent_msg *req, int notify_fd, con
 	}
 	relay_destroy(r);
 	eventloop_destroy(x.loop);
+	if (x.registered)
+		container_exec_unregister(root, id, getpid());
 	if (rc < 0)
 		return rc;
 	if (x.status < 0) {
@@ -261,7 +270,7 @@ int petrel_exec(const struct petrel_exec_opts *o, struct perr *err)
 			dup2(slave, STDOUT_FILENO);
 			dup2(slave, STDERR_FILENO);
 		}
-		rc = exec_relay(uds, &req, -1, o->pid_file, err);
+		rc = exec_relay(o->root, o->id, uds, &req, -1, o->pid_file, err);
 		goto out;
 	}
 	int p[2];
@@ -289,7 +298,7 @@ int petrel_exec(const struct petrel_exec_opts *o, struct perr *err)
 			ioctl(STDIN_FILENO, TIOCSCTTY, 0);
 		}
 		struct perr cerr = {0};
-		int cs = exec_relay(uds, &req, p[1], NULL, &cerr);
+		int cs = exec_relay(o->root, o->id, uds, &req, p[1], NULL, &cerr);
 		if (cs < 0)
 			log_error("exec: %s", cerr.msg);
 		_exit(cs < 0 ? 255 : cs);

@@ -17,9 +17,12 @@
 #include "common/cleanup.h"
 #include "common/log.h"
 #include "netsetup/netsetup.h"
+#include "oci/seccomp.h"
 #include "runtime/agent-session.h"
+#include "runtime/cgroup.h"
 #include "runtime/config-file.h"
 #include "runtime/console.h"
+#include "runtime/container-net.h"
 #include "runtime/container.h"
 #include "runtime/hooks.h"
 #include "runtime/hugepages.h"
@@ -190,6 +193,7 @@ struct create_ctx {
 	int notify_r, notify_w;
 	int pty_master, pty_slave;
 	int tap_fd;
+	int netns_fd;		  /* a network namespace made for the VM: the VMM starts in it */
 	char hugepages[PATH_MAX]; /* the hugetlbfs mount, "" when none */
 	const char *netns;	  /* the network namespace petrel put its tap in */
 	struct oci_config *cfg;
@@ -264,24 +268,18 @@ static int create_steps(const struct petrel_create_opts *o, struct create_ctx *c
 				  sizeof(c->hugepages), err)) < 0)
 		return rc;
 
-	/* A network namespace made by podman, CNI or netavark: a tap in it, joined
-	 * to its veth, becomes the guest's eth0 (docs/network.md). A namespace
-	 * with nothing but lo (podman --network none) leaves the VM without a NIC. */
-	const struct oci_namespace *ns = oci_find_namespace(c->cfg, OCI_NS_NETWORK);
-	struct netsetup_container_net net = {.tap_fd = -1};
-	if (ns && ns->path) {
-		rc = netsetup_container_prepare(ns->path, NULL, &net, err);
-		if (rc == -ENODEV) {
-			log_debug("%s: %s; no network device", ns->path, err->msg);
-		} else if (rc < 0) {
-			return perr_wrap(err, "linux.namespaces: network %s", ns->path);
-		} else {
-			c->tap_fd = net.tap_fd;
-			c->netns = ns->path;
-			c->st->petrel.netns = strdup(ns->path);
-			if ((rc = container_save(o->root, c->st, err)) < 0)
-				return rc;
-		}
+	/* The container's network: a tap in config.json's network namespace,
+	 * in a new one, or on the bridge (container-net.h, docs/network.md). */
+	struct container_net cn;
+	if ((rc = container_net_prepare(c->cfg, &conf, o->root, o->id, &cn, err)) < 0)
+		return rc;
+	c->tap_fd = cn.net.tap_fd;
+	c->netns_fd = cn.netns_fd;
+	if (cn.netns_path) {
+		c->netns = cn.netns_path;
+		c->st->petrel.netns = strdup(cn.netns_path);
+		if ((rc = container_save(o->root, c->st, err)) < 0)
+			return rc;
 	}
 	autofree char *json = NULL;
 	autofree char *with_net = NULL;
@@ -289,17 +287,29 @@ static int create_steps(const struct petrel_create_opts *o, struct create_ctx *c
 	char path[PATH_MAX];
 	if ((rc = agent_msg_encode(&c->plan.create, &json, &len, err)) < 0)
 		return rc;
-	if (c->tap_fd >= 0) {
+	if (cn.for_agent) {
 		size_t net_len = 0;
-		rc = netsetup_container_net_add_to_message(&net, json, len, &with_net, &net_len,
+		rc = netsetup_container_net_add_to_message(&cn.net, json, len, &with_net, &net_len,
 							   err);
 		if (rc < 0)
 			return rc;
 		len = net_len;
 	}
+	/* linux.seccomp goes to the agent, which loads it into every container
+	 * process (docs/agent-protocol.md). */
+	autofree char *with_seccomp = NULL;
+	if (c->cfg->linux_.seccomp) {
+		size_t sc_len = 0;
+		rc = oci_seccomp_add_to_message(c->cfg->linux_.seccomp, with_net ? with_net : json,
+						len, &with_seccomp, &sc_len, err);
+		if (rc < 0)
+			return rc;
+		len = sc_len;
+	}
 	if (container_path(o->root, o->id, "create.json", path, sizeof(path)) < 0)
 		return perr_setx(err, -ENAMETOOLONG, "%s: path too long", c->state_dir);
-	if ((rc = file_write_atomic(path, with_net ? with_net : json, len, 0600, err)) < 0)
+	const char *msg = with_seccomp ? with_seccomp : with_net ? with_net : json;
+	if ((rc = file_write_atomic(path, msg, len, 0600, err)) < 0)
 		return rc;
 
 	if (o->console_socket) {
@@ -327,7 +337,7 @@ static int create_steps(const struct petrel_create_opts *o, struct create_ctx *c
 			       .debug = o->debug,
 			       .mem_path = c->hugepages[0] ? c->hugepages : NULL,
 			       .net = c->tap_fd >= 0};
-	memcpy(l.mac, net.veth.mac, sizeof(l.mac));
+	memcpy(l.mac, cn.net.veth.mac, sizeof(l.mac));
 	if ((rc = vmm_launch_argv(&l, &c->argv, err)) < 0)
 		return rc;
 	if (o->debug) {
@@ -339,14 +349,29 @@ static int create_steps(const struct petrel_create_opts *o, struct create_ctx *c
 		return perr_set(err, -errno, "pipe");
 	c->notify_r = p[0];
 	c->notify_w = p[1];
-	if ((rc = vmm_spawn(c->argv, c->pty_slave, c->notify_w, c->tap_fd, &c->vmm, err)) < 0)
+	struct netsetup_netns_saved saved_ns = {.orig_fd = -1};
+	if (c->netns_fd >= 0 && (rc = netsetup_netns_enter_fd(c->netns_fd, &saved_ns, err)) < 0)
+		return rc;
+	rc = vmm_spawn(c->argv, c->pty_slave, c->notify_w, c->tap_fd, &c->vmm, err);
+	if (netsetup_netns_leave(&saved_ns, rc < 0 ? NULL : err) < 0 && rc == 0)
+		rc = -EIO;
+	if (rc < 0)
+		return rc;
+	/* Right after the fork: the guest's memory is charged when first touched,
+	 * which is after the VMM has parsed its command line. */
+	if ((rc = cgroup_setup_vmm(c->cfg, o->systemd_cgroup, o->id, c->state_dir, c->plan.memory,
+				   c->vmm, err)) < 0)
 		return rc;
 	close(c->notify_w);
 	c->notify_w = -1;
-	/* The tap lives as long as the VMM's fd to it. */
+	/* The tap (and a namespace made for the VM) lives as long as the VMM. */
 	if (c->tap_fd >= 0) {
 		close(c->tap_fd);
 		c->tap_fd = -1;
+	}
+	if (c->netns_fd >= 0) {
+		close(c->netns_fd);
+		c->netns_fd = -1;
 	}
 	if (c->pty_slave >= 0) {
 		close(c->pty_slave);
@@ -382,25 +407,37 @@ int petrel_create(const struct petrel_create_opts *o, pid_t *vmm_pid, struct per
 			       .notify_w = -1,
 			       .pty_master = -1,
 			       .pty_slave = -1,
-			       .tap_fd = -1};
-	int rc = create_steps(o, &c, err);
+			       .tap_fd = -1,
+			       .netns_fd = -1};
+	/* Concurrent commands on one id wait for each other (container_lock). */
+	autoclose int lock = -1;
+	int rc = container_lock(o->root, o->id, &lock, err);
+	if (rc < 0)
+		return rc;
+	rc = create_steps(o, &c, err);
 	if (rc < 0) {
 		kill_and_reap(c.vmm);
+		if (c.dir_made)
+			cgroup_teardown(c.state_dir);
 		if (c.tap_fd >= 0)
 			close(c.tap_fd);
 		c.tap_fd = -1;
 		if (c.dir_made)
 			hugepages_release(c.state_dir);
-		if (c.netns) {
-			struct perr net_err = {0};
-			if (netsetup_container_cleanup(c.netns, NULL, &net_err) < 0)
-				log_warn("cleanup: %s", net_err.msg);
-		}
+		if (c.netns_fd >= 0)
+			close(c.netns_fd);
+		c.netns_fd = -1;
+		if (c.dir_made) /* else the id may be another container's */
+			container_net_cleanup(o->root, o->id, c.netns);
 		if (c.dir_made) {
 			struct perr rm_err = {0};
 			if (remove_tree(c.state_dir, &rm_err) < 0)
 				log_warn("cleanup: %s", rm_err.msg);
 		}
+		char dir[PATH_MAX];
+		if (container_path(o->root, o->id, NULL, dir, sizeof(dir)) == 0 &&
+		    access(dir, F_OK) < 0)
+			container_lock_remove(o->root, o->id);
 	} else if (vmm_pid) {
 		*vmm_pid = c.vmm;
 	}
@@ -448,7 +485,11 @@ static struct oci_config *load_bundle_config(const struct oci_state *st)
 int petrel_start(const char *root, const char *id, struct perr *err)
 {
 	struct oci_state *st = NULL;
-	int rc = container_load(root, id, &st, err);
+	autoclose int lock = -1;
+	int rc = container_lock_existing(root, id, &lock, err);
+	if (rc < 0)
+		return rc;
+	rc = container_load(root, id, &st, err);
 	if (rc < 0)
 		return rc;
 	enum oci_status status = container_status(root, st);
@@ -527,7 +568,11 @@ static int vmm_pid_of(const struct oci_state *st)
 int petrel_kill(const char *root, const char *id, int sig, bool all, struct perr *err)
 {
 	struct oci_state *st = NULL;
-	int rc = container_load(root, id, &st, err);
+	autoclose int lock = -1;
+	int rc = container_lock_existing(root, id, &lock, err);
+	if (rc < 0)
+		return rc;
+	rc = container_load(root, id, &st, err);
 	if (rc < 0)
 		return rc;
 	enum oci_status status = container_status(root, st);
@@ -593,7 +638,13 @@ static void stop_vmm(const struct oci_state *st)
 int petrel_delete(const char *root, const char *id, bool force, struct perr *err)
 {
 	struct oci_state *st = NULL;
-	int rc = container_load(root, id, &st, err);
+	autoclose int lock = -1;
+	int rc = container_lock_existing(root, id, &lock, err);
+	if (rc == -ENOENT && force)
+		return 0;
+	if (rc < 0)
+		return rc;
+	rc = container_load(root, id, &st, err);
 	if (rc == -ENOENT && force)
 		return 0; /* runc: delete --force of a missing container succeeds */
 	if (rc < 0)
@@ -609,11 +660,7 @@ int petrel_delete(const char *root, const char *id, bool force, struct perr *err
 	st->status = OCI_STATUS_STOPPED;
 	/* The tap went with the VMM's fd; the redirect filters on the veth stay
 	 * until removed. */
-	if (st->has_petrel && st->petrel.netns) {
-		struct perr net_err = {0};
-		if (netsetup_container_cleanup(st->petrel.netns, NULL, &net_err) < 0)
-			log_warn("delete: %s", net_err.msg);
-	}
+	container_net_cleanup(root, id, st->has_petrel ? st->petrel.netns : NULL);
 	struct oci_config *cfg = load_bundle_config(st);
 	if (cfg) {
 		struct perr hook_err = {0};
@@ -623,8 +670,11 @@ int petrel_delete(const char *root, const char *id, bool force, struct perr *err
 	}
 	char dir[PATH_MAX];
 	container_path(root, id, NULL, dir, sizeof(dir));
+	cgroup_teardown(dir);
 	hugepages_release(dir);
 	rc = remove_tree(dir, err);
+	if (rc == 0)
+		container_lock_remove(root, id);
 	oci_state_free(st);
 	return rc;
 }

@@ -21,7 +21,8 @@ struct petrel_create_opts {
 	const char *console_socket; /* NULL: none */
 	unsigned preserve_fds;
 	bool debug;
-	bool foreground; /* `run` without --detach: a terminal may be inherited */
+	bool foreground;     /* `run` without --detach: a terminal may be inherited */
+	bool systemd_cgroup; /* --systemd-cgroup: cgroupsPath is slice:prefix:name */
 };
 
 /* Builds the disk, starts petrel-vmm and returns once the agent has the
@@ -40,13 +41,15 @@ int petrel_delete(const char *root, const char *id, bool force, struct perr *err
 int petrel_state(const char *root, const char *id, FILE *out, struct perr *err);
 /* Every container under root: a table, or a JSON array with json. */
 int petrel_list(const char *root, bool json, bool quiet, FILE *out, struct perr *err);
-/* The container's host processes (the VMM): a table or a JSON array of pids. */
+/* The container's host processes (the VMM, then every running exec's host
+ * process): a table or a JSON array of pids. In cmd-ps.c. */
 int petrel_ps(const char *root, const char *id, bool json, FILE *out, struct perr *err);
 int petrel_pause(const char *root, const char *id, bool pause, struct perr *err);
-/* linux.resources JSON (from a file, "-" for stdin): what cannot be applied
- * to a running VM is refused, naming the field. */
+/* linux.resources JSON (from a file, "-" for stdin): cpu limits go to the
+ * VMM's host cgroup, memory.limit to the balloon; what cannot be applied to a
+ * running VM is refused, naming the field. In cmd-update.c. */
 int petrel_update(const char *root, const char *id, const char *resources_path, struct perr *err);
-/* The runtime-spec features document. */
+/* The runtime-spec features document. In cmd-features.c. */
 int petrel_features(FILE *out, struct perr *err);
 
 struct petrel_exec_opts {

@@ -1,5 +1,6 @@
 /* A minimal blocking QMP client (qmp-client.h): one line per message, events skipped. */
 #include <errno.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
@@ -53,11 +54,17 @@ static int qmp_read_line(struct qmp_conn *c, char *line, size_t size)
 	}
 }
 
-/* Sends {"execute": cmd} and returns the reply (not an event) as a parsed tree. */
-static int qmp_execute(struct qmp_conn *c, const char *cmd, yajl_val *reply, struct perr *err)
+/* Sends {"execute": cmd, "arguments": args} (args a JSON object or NULL) and
+ * returns the reply (not an event) as a parsed tree. */
+static int qmp_execute_args(struct qmp_conn *c, const char *cmd, const char *args, yajl_val *reply,
+			    struct perr *err)
 {
-	char msg[256];
-	int n = snprintf(msg, sizeof(msg), "{\"execute\": \"%s\"}\n", cmd);
+	char msg[512];
+	int n = args ? snprintf(msg, sizeof(msg), "{\"execute\": \"%s\", \"arguments\": %s}\n", cmd,
+				args)
+		     : snprintf(msg, sizeof(msg), "{\"execute\": \"%s\"}\n", cmd);
+	if (n < 0 || (size_t)n >= sizeof(msg))
+		return perr_setx(err, -EMSGSIZE, "QMP %s: command too long", cmd);
 	if (write(c->fd, msg, (size_t)n) != n)
 		return perr_set(err, -errno, "QMP %s: write", cmd);
 	char line[65536];
@@ -84,6 +91,11 @@ static int qmp_execute(struct qmp_conn *c, const char *cmd, yajl_val *reply, str
 		*reply = v;
 		return 0;
 	}
+}
+
+static int qmp_execute(struct qmp_conn *c, const char *cmd, yajl_val *reply, struct perr *err)
+{
+	return qmp_execute_args(c, cmd, NULL, reply, err);
 }
 
 static int qmp_open(const char *path, struct qmp_conn *c, struct perr *err)
@@ -141,6 +153,25 @@ int qmp_client_query_paused(const char *socket_path, bool *paused, struct perr *
 		const char *str = s ? YAJL_GET_STRING(s) : NULL;
 		*paused = str && strcmp(str, "paused") == 0;
 	}
+	yajl_tree_free(reply);
+	close(c.fd);
+	return rc;
+}
+
+int qmp_client_balloon(const char *socket_path, uint64_t target, struct perr *err)
+{
+	struct qmp_conn c = {.fd = -1};
+	int rc = qmp_open(socket_path, &c, err);
+	if (rc < 0)
+		return rc;
+	yajl_val reply = NULL;
+	char args[64];
+	snprintf(args, sizeof(args), "{\"value\": %llu}", (unsigned long long)target);
+	rc = qmp_execute_args(&c, "query-balloon", NULL, &reply, err);
+	yajl_tree_free(reply);
+	reply = NULL;
+	if (rc == 0)
+		rc = qmp_execute_args(&c, "balloon", args, &reply, err);
 	yajl_tree_free(reply);
 	close(c.fd);
 	return rc;

@@ -3,6 +3,7 @@
 #define PETREL_RUNTIME_QMP_CLIENT_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "common/error.h"
 
@@ -11,5 +12,8 @@
 int qmp_client_run(const char *socket_path, const char *command, struct perr *err);
 /* query-status: *paused is true when the VM's status is "paused". */
 int qmp_client_query_paused(const char *socket_path, bool *paused, struct perr *err);
+/* query-balloon (fails with the VMM's "No balloon device has been activated"
+ * when the VM has none), then balloon to target bytes of guest RAM. */
+int qmp_client_balloon(const char *socket_path, uint64_t target, struct perr *err);
 
 #endif

@@ -7,7 +7,16 @@
  *   HELLO       hello and the request sent, waiting for the agent's hello
  *   REQUEST     waiting for created / exec-started (or error)
  *   RUNNING     stdio frames both ways, signals forwarded, waiting for exit
- *   DONE        reported through cfg.done; nothing more happens
+ *   DONE        reported through cfg.done (once queued output is written);
+ *               nothing more happens
+ *
+ * Output never blocks the loop (the VMM's devices and QMP share it): stdout
+ * and stderr are written without blocking (a pipe or terminal is reopened
+ * through /proc/self/fd with O_NONBLOCK, so the caller's file description
+ * keeps its flags; a socket gets MSG_DONTWAIT), what does not fit waits in a
+ * queue, and while more than RELAY_OUT_HIGH is queued the agent connection is
+ * not read: the vsock stream fills, and the agent stops reading the process's
+ * output (docs/agent-protocol.md, "Flow control").
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,6 +29,7 @@
 #include <sys/ioctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/timerfd.h>
 #include <sys/un.h>
 #include <termios.h>
@@ -33,6 +43,21 @@
 #define RELAY_RETRY_MS	    100
 #define RELAY_STDIN_HIGH    (1u << 20) /* stop reading stdin above this much queued */
 #define RELAY_HANDSHAKE_MAX 64
+#define RELAY_OUT_HIGH	    (1u << 20)	 /* stop reading the agent above this much queued output */
+#define RELAY_OUT_LOW	    (256u << 10) /* and read again below this */
+
+/* One of the process's outputs on the host side. */
+struct relay_out {
+	struct relay *r;
+	int fd;	       /* what is written: the caller's fd, or our non-blocking reopen of it */
+	bool own_fd;   /* fd is the reopen, closed by relay_destroy */
+	bool is_sock;  /* send(MSG_DONTWAIT): a socket cannot be reopened */
+	bool ok;       /* false once the reader went away: output is dropped */
+	bool watched;  /* EPOLLOUT on the loop while the queue is not empty */
+	bool no_epoll; /* a regular file: writes do not wait, epoll refuses it */
+	uint8_t *buf;
+	size_t len, cap;
+};
 
 enum relay_state {
 	RELAY_CONNECTING,
@@ -63,7 +88,11 @@ struct relay {
 	bool in_paused;	 /* back-pressure: taken off the loop */
 	bool in_is_file; /* not pollable: read when the queue drains */
 	bool in_open;	 /* EOF not yet sent */
-	bool out_ok, err_ok;
+	struct relay_out out, err;
+	bool conn_paused;  /* output back-pressure: the connection is off the loop */
+	bool done_pending; /* finished, waiting for queued output to be written */
+	int done_status;
+	struct perr done_err;
 	bool tty_raw;
 	struct termios tty_saved;
 };
@@ -143,6 +172,14 @@ static void relay_finish(struct relay *r, int status, const struct perr *err)
 		close(r->timer_fd);
 		r->timer_fd = -1;
 	}
+	/* The process's last output must reach the host before its status does. */
+	if (status >= 0 && ((r->out.ok && r->out.len) || (r->err.ok && r->err.len))) {
+		r->done_pending = true;
+		r->done_status = status;
+		if (err)
+			r->done_err = *err;
+		return;
+	}
 	if (r->cfg.done)
 		r->cfg.done(r->cfg.opaque, status, err);
 }
@@ -159,7 +196,7 @@ static void __attribute__((format(printf, 2, 3))) relay_fail(struct relay *r, co
 
 static void relay_set_conn_events(struct relay *r, uint32_t events)
 {
-	if (!r->conn_watched || r->conn_events == events)
+	if (!r->conn_watched || r->conn_paused || r->conn_events == events)
 		return;
 	if (eventloop_modify(r->loop, r->conn_fd, events) == 0)
 		r->conn_events = events;
@@ -306,27 +343,171 @@ static void relay_on_signal(void *opaque, uint32_t events)
 	}
 }
 
-static void relay_write_out(struct relay *r, int fd, bool *ok, const uint8_t *p, size_t len)
+static ssize_t relay_out_try(struct relay_out *o, const uint8_t *p, size_t len)
 {
-	while (*ok && len) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EAGAIN) {
-			struct timespec ts = {0, 1000000};
-			nanosleep(&ts, NULL);
-			continue;
-		}
+	ssize_t n;
+	do
+		n = o->is_sock ? send(o->fd, p, len, MSG_DONTWAIT | MSG_NOSIGNAL)
+			       : write(o->fd, p, len);
+	while (n < 0 && errno == EINTR);
+	return n;
+}
+
+/* Writes what can be written now; false when the reader went away. */
+static bool relay_out_push(struct relay_out *o, const uint8_t **p, size_t *len)
+{
+	while (*len) {
+		ssize_t n = relay_out_try(o, *p, *len);
+		if (n < 0 && errno == EAGAIN)
+			return true;
 		if (n <= 0) {
 			/* The reader went away: keep relaying for the exit status. */
-			*ok = false;
-			log_debug("relay: output fd %d: %s", fd, strerror(errno));
+			log_debug("relay: output fd %d: %s", o->fd,
+				  n < 0 ? strerror(errno) : "closed");
+			o->ok = false;
+			o->len = 0;
+			return false;
+		}
+		*p += n;
+		*len -= (size_t)n;
+	}
+	return true;
+}
+
+static void relay_on_out_ready(void *opaque, uint32_t events);
+static void relay_watch_conn_again(struct relay *r);
+
+static size_t relay_out_queued(const struct relay *r)
+{
+	return r->out.len + r->err.len;
+}
+
+static void relay_out_watch(struct relay_out *o, bool on)
+{
+	if (o->no_epoll || o->watched == on)
+		return;
+	if (on) {
+		int rc = eventloop_add(o->r->loop, o->fd, EPOLLOUT, relay_on_out_ready, o);
+		if (rc == -EPERM) {
+			o->no_epoll = true;
 			return;
 		}
-		p += n;
-		len -= (size_t)n;
+		o->watched = rc == 0;
+	} else {
+		eventloop_remove(o->r->loop, o->fd);
+		o->watched = false;
 	}
-	(void)r;
+}
+
+/* Sends the queue; what is left waits for EPOLLOUT. */
+static void relay_out_flush(struct relay_out *o)
+{
+	if (!o->ok || !o->len) {
+		relay_out_watch(o, false);
+		return;
+	}
+	const uint8_t *p = o->buf;
+	size_t left = o->len;
+	if (o->no_epoll) {
+		/* A regular file: a blocking write is as good as it gets. */
+		while (left && relay_out_push(o, &p, &left))
+			;
+	} else {
+		relay_out_push(o, &p, &left);
+	}
+	if (o->ok && left)
+		memmove(o->buf, p, left);
+	o->len = o->ok ? left : 0;
+	relay_out_watch(o, o->len > 0);
+}
+
+static void relay_out_write(struct relay *r, struct relay_out *o, const uint8_t *p, size_t len)
+{
+	if (!o->ok)
+		return;
+	if (!o->len && !relay_out_push(o, &p, &len))
+		return;
+	if (!len)
+		return;
+	if (o->len + len > o->cap) {
+		size_t cap = o->cap ? o->cap : 65536;
+		while (cap < o->len + len)
+			cap *= 2;
+		uint8_t *nb = realloc(o->buf, cap);
+		if (!nb) {
+			relay_fail(r, "out of memory queueing output");
+			return;
+		}
+		o->buf = nb;
+		o->cap = cap;
+	}
+	memcpy(o->buf + o->len, p, len);
+	o->len += len;
+	relay_out_flush(o);
+}
+
+static void relay_on_out_ready(void *opaque, uint32_t events)
+{
+	struct relay_out *o = opaque;
+	struct relay *r = o->r;
+	(void)events;
+	relay_out_flush(o);
+	if (r->conn_paused && relay_out_queued(r) < RELAY_OUT_LOW)
+		relay_watch_conn_again(r);
+	if (r->done_pending && !(r->out.ok && r->out.len) && !(r->err.ok && r->err.len)) {
+		r->done_pending = false;
+		relay_out_watch(&r->out, false);
+		relay_out_watch(&r->err, false);
+		if (r->cfg.done)
+			r->cfg.done(r->cfg.opaque, r->done_status,
+				    r->done_status < 0 ? &r->done_err : NULL);
+	}
+}
+
+/* fd as a relay_out: pipes and terminals reopened non-blocking. */
+static void relay_out_init(struct relay *r, struct relay_out *o, int fd)
+{
+	memset(o, 0, sizeof(*o));
+	o->r = r;
+	o->fd = fd;
+	o->ok = fd >= 0;
+	if (fd < 0)
+		return;
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return;
+	if (S_ISSOCK(st.st_mode)) {
+		o->is_sock = true;
+		return;
+	}
+	if (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)) {
+		o->no_epoll = true;
+		return;
+	}
+	if (fcntl(fd, F_GETFL) & O_NONBLOCK)
+		return;
+	/* A new file description of the same pipe or terminal: O_NONBLOCK on it
+	 * does not change the caller's (a shell's terminal, conmon's pipe). */
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	int nfd = open(path, O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (nfd >= 0) {
+		o->fd = nfd;
+		o->own_fd = true;
+		return;
+	}
+	/* Nothing better: a write of at most PIPE_BUF once writable. */
+	log_debug("relay: cannot reopen fd %d non-blocking: %s", fd, strerror(errno));
+}
+
+static void relay_out_free(struct relay_out *o)
+{
+	if (o->r)
+		relay_out_watch(o, false);
+	if (o->own_fd)
+		close(o->fd);
+	free(o->buf);
+	memset(o, 0, sizeof(*o));
 }
 
 static void relay_running(struct relay *r, uint32_t id)
@@ -487,13 +668,19 @@ static void relay_on_conn(void *opaque, uint32_t events)
 			relay_handle_msg(r, &f);
 		} else if (f.proc == r->id && f.len) {
 			if (f.type == AGENT_FRAME_STDOUT)
-				relay_write_out(r, r->cfg.out_fd, &r->out_ok, f.payload, f.len);
+				relay_out_write(r, &r->out, f.payload, f.len);
 			else if (f.type == AGENT_FRAME_STDERR)
-				relay_write_out(r, r->cfg.err_fd, &r->err_ok, f.payload, f.len);
+				relay_out_write(r, &r->err, f.payload, f.len);
 		}
 	}
 	if (r->state == RELAY_DONE)
 		return;
+	/* A reader that does not keep up: stop taking output from the agent. */
+	if (relay_out_queued(r) >= RELAY_OUT_HIGH && r->conn_watched && nr == 0 && got > 0) {
+		relay_unwatch_conn(r);
+		r->conn_paused = true;
+		return;
+	}
 	if (nr < 0) {
 		relay_fail(r, "from the agent: %s", err.msg);
 		return;
@@ -512,6 +699,21 @@ static int relay_watch_conn(struct relay *r)
 	r->conn_watched = true;
 	r->conn_events = EPOLLIN;
 	return 0;
+}
+
+/* The output queue drained: read the agent again (and send what waits). */
+static void relay_watch_conn_again(struct relay *r)
+{
+	r->conn_paused = false;
+	if (r->state == RELAY_DONE || r->conn_fd < 0)
+		return;
+	if (relay_watch_conn(r) < 0) {
+		relay_fail(r, "event loop: cannot watch the agent connection");
+		return;
+	}
+	/* Every complete frame was handled before the pause: only a partial
+	 * one may wait in the reader, completed by the next read. */
+	relay_flush(r);
 }
 
 /* One non-blocking connect attempt to the hybrid socket. */
@@ -588,8 +790,8 @@ int relay_start(struct eventloop *loop, const struct relay_config *cfg, struct r
 	r->timer_fd = -1;
 	r->conn_fd = -1;
 	r->sig_fd = -1;
-	r->out_ok = cfg->out_fd >= 0;
-	r->err_ok = cfg->err_fd >= 0;
+	relay_out_init(r, &r->out, cfg->out_fd);
+	relay_out_init(r, &r->err, cfg->err_fd);
 	agent_reader_init(&r->rd);
 	agent_writer_init(&r->wr);
 	r->deadline_ms = relay_now_ms() + cfg->connect_timeout_ms;
@@ -662,6 +864,8 @@ void relay_destroy(struct relay *r)
 	}
 	if (r->cfg.notify_fd >= 0)
 		close(r->cfg.notify_fd);
+	relay_out_free(&r->out);
+	relay_out_free(&r->err);
 	agent_reader_free(&r->rd);
 	agent_writer_free(&r->wr);
 	free(r);

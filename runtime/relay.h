@@ -15,6 +15,12 @@
  * relay_forwarded_signals() must be blocked (sigprocmask) before any thread
  * starts; they are sent to the process as `signal`, SIGWINCH as `resize`
  * when the input is a terminal.
+ *
+ * Output never blocks the loop: out_fd and err_fd are written without
+ * blocking (pipes and terminals through a non-blocking reopen of their own),
+ * at most about 1 MiB is queued, and beyond that the agent connection is not
+ * read until the queue drains (back-pressure to the guest). `done` comes once
+ * the queued output is written (or its reader is gone).
  */
 #ifndef PETREL_RUNTIME_RELAY_H
 #define PETREL_RUNTIME_RELAY_H

@@ -15,9 +15,12 @@ int rootfs_measure(const char *dir, uint64_t *bytes, uint64_t *inodes, struct pe
  * rounded up to a MiB. */
 uint64_t rootfs_image_size(uint64_t used, uint64_t margin);
 
-/* `mke2fs -q -t ext4 -d DIR -N INODES -F IMG SIZE`, then the copied files
- * (bind mounts of small host files) written in with debugfs. The image is
- * removed when anything fails. */
+/* `mke2fs -q -t ext4 -d DIR -N INODES -F IMG SIZE`, or a copy of the cached
+ * image of an unchanged DIR (rootfs.c: $PETREL_ROOTFS_CACHE, else
+ * /var/cache/petrel/rootfs for root, else $XDG_CACHE_HOME/petrel/rootfs; "off"
+ * disables it), then the copied files (bind mounts of small host files)
+ * written in with debugfs. IMG is the caller's own file either way. The image
+ * is removed when anything fails. */
 int rootfs_build_image(const char *dir, const char *img, uint64_t margin,
 		       const struct spec_file_copy *copies, size_t n_copies, struct perr *err);
 

@@ -2,7 +2,8 @@
  * petrel-vmm: one KVM microVM per process, StratoVirt-compatible command line.
  *
  *   parse (no side effects) -> log file -> daemonize -> build the VM -> QMP
- *   socket -> pidfile -> run the main loop -> tear down in reverse
+ *   socket -> pidfile -> detach -> seccomp -> run the main loop -> tear down
+ *   in reverse
  *
  * Exit status:
  *   0  the VM ended normally: the guest powered off (ACPI S5) or rebooted (an
@@ -259,17 +260,21 @@ static int vmm_start(struct vmm_main *m)
 			return rc;
 	}
 
-	rc = vm_install_seccomp(m->vm, m->cfg.disable_seccomp, &m->err);
-	if (rc < 0)
-		return rc;
-
+	/* The pidfile and the daemon's detach (chdir, stdio on /dev/null) come
+	 * before the filters, so that the main thread's allowlist needs neither
+	 * rename nor chdir nor dup2. What can still fail after this is a thread
+	 * that cannot be created or a filter the kernel refuses: the daemon then
+	 * exits 1 with the reason in the -D log, and removes the pidfile. */
 	if (m->pidfile_abs[0]) {
 		rc = pidfile_write(m->pidfile_abs, getpid(), &m->err);
 		if (rc < 0)
 			return rc;
 		m->pidfile_written = true;
 	}
-	return daemon_ready(&m->daemon, &m->err);
+	rc = daemon_ready(&m->daemon, &m->err);
+	if (rc < 0)
+		return rc;
+	return vm_install_seccomp(m->vm, m->cfg.disable_seccomp, &m->err);
 }
 
 /* Reverse of vmm_start; after a failed start also removes the log file we

@@ -8,6 +8,7 @@
  *   container.c  the container: root disk, namespaces, pivot_root, mounts, /dev
  *   network.c    the VM's network interfaces, from create's `network` object
  *   process.c    the last steps of every container process: tty, user, caps, exec
+ *   seccomp.c    create's `seccomp` profile, compiled with libseccomp, loaded before exec
  */
 #ifndef PETREL_AGENT_H
 #define PETREL_AGENT_H
@@ -49,13 +50,26 @@ int container_mount_rootfs(const struct agent_create *c, struct perr *err);
 void container_unmount_rootfs(void);
 /* Forks the container's init: new namespaces, pivot_root, mounts, then the process
  * set-up; returns when it waits for start. own_pidns_fd is the agent's pid namespace. */
-int container_spawn_init(const struct agent_create *c, int own_pidns_fd, struct spawned *sp,
-			 struct perr *err);
+struct agent_seccomp;
+/* seccomp (NULL for none) is loaded into the process before it execs. */
+int container_spawn_init(const struct agent_create *c, const struct agent_seccomp *seccomp,
+			 int own_pidns_fd, struct spawned *sp, struct perr *err);
 /* Lets the init exec its program; returns once execve succeeded. */
 int container_start(struct spawned *sp, struct perr *err);
 /* Forks a process inside the namespaces of init_pid and execs it. */
-int container_spawn_exec(pid_t init_pid, const struct agent_process *p, int own_pidns_fd,
-			 struct spawned *sp, struct perr *err);
+int container_spawn_exec(pid_t init_pid, const struct agent_process *p,
+			 const struct agent_seccomp *seccomp, int own_pidns_fd, struct spawned *sp,
+			 struct perr *err);
+
+/* ---- seccomp.c ---- */
+
+/* Compiles create's `seccomp` object (docs/agent-protocol.md); *out is NULL
+ * without one. Errors name the field: "seccomp.syscalls[3].action: ...". */
+int agent_seccomp_decode(const void *payload, size_t len, struct agent_seccomp **out,
+			 struct perr *err);
+void agent_seccomp_free(struct agent_seccomp *sc);
+/* In the child: loads the filter (NULL: nothing); a failure goes to child_fail. */
+void agent_seccomp_load(const struct agent_seccomp *sc, int sync_fd);
 
 /* ---- network.c ---- */
 
@@ -108,6 +122,7 @@ int network_configure(const struct agent_network *net, struct perr *err);
 struct child_ctx {
 	int sync_fd;
 	const struct agent_process *process;
+	const struct agent_seccomp *seccomp; /* NULL: none */
 	bool wait_start;   /* create: wait for the agent's start byte before execve */
 	bool bind_console; /* create with a terminal: the pty slave becomes /dev/console */
 };

@@ -83,9 +83,11 @@ if stale "$agent" "$here"/*.c "${headers[@]}" "${proto[@]}" "$0"; then
 	yajl_lib=${yajl#* }
 	libcap=$($cc -print-file-name=libcap.a)
 	[ -f "$libcap" ] || { echo "agent: libcap.a not found; run 'make deps' (package libcap-dev)" >&2; exit 1; }
+	libseccomp=$($cc -print-file-name=libseccomp.a)
+	[ -f "$libseccomp" ] || { echo "agent: libseccomp.a not found; run 'make deps' (package libseccomp-dev)" >&2; exit 1; }
 	echo "  CCLD    $agent"
 	$cc "${cflags[@]}" "$yajl_inc" -static -s -o "$agent.tmp" "$here"/*.c "${proto[@]}" \
-		"$libcap" "$yajl_lib" -lm
+		"$libcap" "$libseccomp" "$yajl_lib" -lm
 	mv "$agent.tmp" "$agent"
 fi
 

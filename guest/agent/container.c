@@ -430,7 +430,8 @@ static void write_sysctls(const struct agent_create *c, int sync_fd)
 }
 
 static void __attribute__((noreturn))
-container_init_child(const struct agent_create *c, int sync_fd, const int stdio[3])
+container_init_child(const struct agent_create *c, const struct agent_seccomp *seccomp, int sync_fd,
+		     const int stdio[3])
 {
 	sync_fd = child_setup_fds(sync_fd, stdio);
 	umask(0);
@@ -488,6 +489,7 @@ container_init_child(const struct agent_create *c, int sync_fd, const int stdio[
 	struct child_ctx ctx = {
 	    .sync_fd = sync_fd,
 	    .process = &c->process,
+	    .seccomp = seccomp,
 	    .wait_start = true,
 	    .bind_console = c->process.terminal,
 	};
@@ -643,8 +645,8 @@ static int finish_spawn(pid_t pid, int sync_fd, struct stdio_pipes *pipes, bool 
 	return 0;
 }
 
-int container_spawn_init(const struct agent_create *c, int own_pidns_fd, struct spawned *sp,
-			 struct perr *err)
+int container_spawn_init(const struct agent_create *c, const struct agent_seccomp *seccomp,
+			 int own_pidns_fd, struct spawned *sp, struct perr *err)
 {
 	int sv[2];
 	struct stdio_pipes pipes;
@@ -670,7 +672,7 @@ int container_spawn_init(const struct agent_create *c, int own_pidns_fd, struct 
 	pid_t pid = fork();
 	if (pid == 0) {
 		close(sv[0]);
-		container_init_child(c, sv[1], pipes.child);
+		container_init_child(c, seccomp, sv[1], pipes.child);
 	}
 	int fork_errno = errno;
 	if (new_pidns && setns(own_pidns_fd, CLONE_NEWPID) < 0)
@@ -701,7 +703,8 @@ int container_start(struct spawned *sp, struct perr *err)
 }
 
 static void __attribute__((noreturn))
-exec_child(pid_t init_pid, const struct agent_process *p, int sync_fd, const int stdio[3])
+exec_child(pid_t init_pid, const struct agent_process *p, const struct agent_seccomp *seccomp,
+	   int sync_fd, const int stdio[3])
 {
 	/* Open them all before entering any: /proc changes meaning with the mount namespace. */
 	static const struct {
@@ -726,12 +729,13 @@ exec_child(pid_t init_pid, const struct agent_process *p, int sync_fd, const int
 		close(fds[i]);
 	}
 	sync_fd = child_setup_fds(sync_fd, stdio);
-	struct child_ctx ctx = {.sync_fd = sync_fd, .process = p};
+	struct child_ctx ctx = {.sync_fd = sync_fd, .process = p, .seccomp = seccomp};
 	child_finish_process(&ctx);
 }
 
-int container_spawn_exec(pid_t init_pid, const struct agent_process *p, int own_pidns_fd,
-			 struct spawned *sp, struct perr *err)
+int container_spawn_exec(pid_t init_pid, const struct agent_process *p,
+			 const struct agent_seccomp *seccomp, int own_pidns_fd, struct spawned *sp,
+			 struct perr *err)
 {
 	int sv[2];
 	struct stdio_pipes pipes;
@@ -761,7 +765,7 @@ int container_spawn_exec(pid_t init_pid, const struct agent_process *p, int own_
 	pid_t pid = fork();
 	if (pid == 0) {
 		close(sv[0]);
-		exec_child(init_pid, p, sv[1], pipes.child);
+		exec_child(init_pid, p, seccomp, sv[1], pipes.child);
 	}
 	int fork_errno = errno;
 	if (setns(own_pidns_fd, CLONE_NEWPID) < 0)

@@ -8,7 +8,11 @@
  *   - PR_SET_KEEPCAPS keeps the permitted set across setresuid so that the
  *     configured sets can be applied afterwards;
  *   - the executable is looked up as the final user, like execve will;
- *   - no_new_privs comes last, just before telling the agent we are ready.
+ *   - no_new_privs comes last, just before telling the agent we are ready;
+ *   - the seccomp filter is loaded as runc does: without no_new_privs it needs
+ *     CAP_SYS_ADMIN, so before the capabilities and user change; with it, as
+ *     late as possible, right before execve, so that the profile need not
+ *     allow the set-up's own system calls.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -356,6 +360,8 @@ void child_finish_process(const struct child_ctx *ctx)
 	 * same). */
 	if (chdir(p->cwd) < 0)
 		child_fail(sync_fd, errno, "process.cwd: chdir %s", p->cwd);
+	if (!p->no_new_privileges)
+		agent_seccomp_load(ctx->seccomp, sync_fd);
 	if (p->has_caps) {
 		apply_caps_bounding(p, sync_fd);
 		if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
@@ -386,6 +392,8 @@ void child_finish_process(const struct child_ctx *ctx)
 		if (n != 1 || b != SYNC_START)
 			_exit(127);
 	}
+	if (p->no_new_privileges)
+		agent_seccomp_load(ctx->seccomp, sync_fd);
 	execve(path, p->args, env);
 	child_fail(sync_fd, errno, "process.args[0]: exec: \"%s\"", path);
 }

@@ -104,6 +104,7 @@ struct server {
 	enum container_state state;
 	bool ct_pidns;
 	pid_t init_pid;
+	struct agent_seccomp *seccomp; /* the container's profile, for init and exec */
 	struct log_ratelimit rl;
 	struct conn *shutdown_conn;
 };
@@ -470,14 +471,24 @@ static void handle_create(struct server *s, struct conn *c, const struct agent_c
 		conn_send_error(c, msg);
 		return;
 	}
+	struct agent_seccomp *seccomp = NULL;
+	if (agent_seccomp_decode(f->payload, f->len, &seccomp, &err) < 0) {
+		snprintf(msg, sizeof(msg), "create: %s", err.msg);
+		conn_send_error(c, msg);
+		return;
+	}
 	struct spawned sp;
 	if (container_mount_rootfs(cr, &err) < 0 ||
-	    container_spawn_init(cr, s->own_pidns_fd, &sp, &err) < 0) {
+	    container_spawn_init(cr, seccomp, s->own_pidns_fd, &sp, &err) < 0) {
 		snprintf(msg, sizeof(msg), "create: %s", err.msg);
 		conn_send_error(c, msg);
 		container_unmount_rootfs();
+		agent_seccomp_free(seccomp);
 		return;
 	}
+	/* exec'd processes get the same profile, as with runc. */
+	agent_seccomp_free(s->seccomp);
+	s->seccomp = seccomp;
 	struct proc *p = proc_add(s, AGENT_INIT_ID, &sp, c, true);
 	if (!p) {
 		kill(sp.pid, SIGKILL);
@@ -538,7 +549,7 @@ static void handle_exec(struct server *s, struct conn *c, const struct agent_pro
 		return;
 	}
 	struct spawned sp;
-	if (container_spawn_exec(s->init_pid, proc, s->own_pidns_fd, &sp, &err) < 0) {
+	if (container_spawn_exec(s->init_pid, proc, s->seccomp, s->own_pidns_fd, &sp, &err) < 0) {
 		snprintf(msg, sizeof(msg), "exec: %s", err.msg);
 		conn_send_error(c, msg);
 		return;

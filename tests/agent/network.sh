@@ -8,26 +8,16 @@ agent_prepare
 need_cmd python3
 boot_agent
 
-python3 - "$CID" >"$T/py" 2>&1 <<'PY' || { cat "$T/py"; fail "the network field checks failed"; }
-import json, socket, struct, sys
-cid = int(sys.argv[1])
-s = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
-s.settimeout(60)
-s.connect((cid, 1024))
+PYTHONPATH=$PROJ/tests/lib python3 - "$CID" >"$T/py" 2>&1 <<'PY' || { cat "$T/py"; fail "the network field checks failed"; }
+import json, sys
+import agentwire
+s = agentwire.connect(int(sys.argv[1]), 60)
 
 def send(obj):
-    data = json.dumps(obj).encode()
-    s.sendall(struct.pack(">IB3xI", len(data), 1, 0) + data)
+    s.sendall(agentwire.frame(obj))
 
 def read_msg():
-    hdr = b""
-    while len(hdr) < 12:
-        hdr += s.recv(12 - len(hdr))
-    n, ftype, proc = struct.unpack(">IB3xI", hdr)
-    body = b""
-    while len(body) < n:
-        body += s.recv(n - len(body))
-    return json.loads(body)
+    return agentwire.read_msg(s)
 
 send({"type": "hello", "version": 1})
 assert read_msg()["type"] == "hello"

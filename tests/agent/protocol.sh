@@ -7,32 +7,13 @@ agent_prepare
 need_cmd python3
 boot_agent
 
-python3 - "$CID" >"$T/py" 2>&1 <<'PY' || { cat "$T/py"; fail "the protocol checks failed"; }
-import json, socket, struct, sys
+PYTHONPATH=$PROJ/tests/lib python3 - "$CID" >"$T/py" 2>&1 <<'PY' || { cat "$T/py"; fail "the protocol checks failed"; }
+import struct, sys
+from agentwire import connect, frame, read_msg
 cid = int(sys.argv[1])
 
 def conn():
-    s = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
-    s.settimeout(20)
-    s.connect((cid, 1024))
-    return s
-
-def frame(obj, ftype=1, proc=0):
-    data = obj if isinstance(obj, bytes) else json.dumps(obj).encode()
-    return struct.pack(">IB3xI", len(data), ftype, proc) + data
-
-def read_msg(s):
-    hdr = b""
-    while len(hdr) < 12:
-        chunk = s.recv(12 - len(hdr))
-        if not chunk:
-            return None
-        hdr += chunk
-    n, ftype, proc = struct.unpack(">IB3xI", hdr)
-    body = b""
-    while len(body) < n:
-        body += s.recv(n - len(body))
-    return json.loads(body)
+    return connect(cid, 20)
 
 # Not hello first: an error, then the agent hangs up.
 s = conn()

@@ -1,273 +1,168 @@
 /*
- * libFuzzer target: a hostile guest driving virtio-net over the MMIO
- * transport, mostly through its transmit ring. The input is
- *
- *   header   flags (u8), queue size (u16), desc/avail/used ring offsets (u16
- *            each) of the transmit queue, action count (u8); the receive
- *            queue's rings sit 0x8000 bytes further
- *   actions  4 bytes each: op, arg (u8), value (u16)
- *   memory   the rest, copied to the start of guest RAM (descriptors, rings, frames)
- *
- * Guest RAM is two exactly-sized heap regions (so ASan sees any overrun); the
- * tap is a SOCK_DGRAM socketpair whose other end the actions can write frames
- * into. Build: make BUILD=build-x fuzz-bins.
+ * libFuzzer target: a hostile guest driving a two-queue-pair virtio-net over
+ * the MMIO transport, mostly through its transmit ring and its control
+ * queue. The input is the one of virtq_fuzz_harness.h with two ring sets:
+ * the transmit queue's (the receive queue's rings sit 0x8000 bytes further)
+ * and the control queue's. Without FLAG_MQ the control queue is queue 2
+ * (virtio 1.2 §5.1.2) and the harness's driver sets it up; OP_MQ_INIT
+ * negotiates VIRTIO_NET_F_MQ and sets up all five queues, the control queue
+ * at 4 and pair 1 over pair 0's rings. Each tap queue is a SOCK_DGRAM
+ * socketpair whose other end the actions can write frames into.
+ * Build: make BUILD=build-x fuzz-bins.
  */
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
-#include "../../common/log.h"
-#include "../../vmm/core/bus.h"
-#include "../../vmm/core/guest_mem.h"
 #include "../../vmm/virtio/net.h"
-#include "../../vmm/virtio/transport-mmio.h"
+#include "virtq_fuzz_harness.h"
 
-#define BASE	    0xd0000000ull
-#define RAM0_GPA    0x10000ull
-#define RAM0_SIZE   0x10000u
-#define RAM1_GPA    0x30000ull /* a gap between the regions, like a memory hole */
-#define RAM1_SIZE   0x1000u
-#define RX_OFFSET   0x8000u
-#define MAX_ACTIONS 64
-#define NET_TXQ	    1
+#define RX_OFFSET 0x8000u
+
+#define PAIRS	   2
+#define F_CTRL_VQ  17
+#define F_MQ	   22
+#define CTRL_RINGS 2 /* vm->rings[] index of the control queue's rings */
 
 enum {
-	FLAG_EVENT_IDX = 2,
-	FLAG_INDIRECT = 4,
 	FLAG_NO_MRG = 8,
-	FLAG_RAW_FEATURES = 16, /* the device features come from the queue size bits */
 	FLAG_ALL_OFFLOADS = 32, /* accept every offered net feature */
+	FLAG_NO_CTRL_VQ = 64,
 };
 
 enum {
-	OP_NOTIFY,
-	OP_POKE16, /* RAM0[arg * 256 + low byte of value] = value */
-	OP_MMIO_WRITE,
-	OP_MMIO_READ,
-	OP_PUSH_AVAIL, /* driver-like on queue arg & 1: ring[idx % size] = value, idx++, notify */
-	OP_ACK,
-	OP_REINIT,
-	OP_PEER_SEND, /* the host sends a frame of value bytes (header included) */
+	/* The host sends a frame of value bytes (header included) on the tap
+	 * queue of pair arg & 2. */
+	OP_PEER_SEND = VQFUZZ_OP_DEVICE,
 	OP_CONFIG_READ,
-	OP_COUNT,
+	/* A command on the control queue: head `value`, then a notification. */
+	OP_CTRL_PUSH,
+	OP_MQ_INIT,
+	OP_END,
 };
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+static int peer1 = -1; /* the host's end of pair 1's tap queue */
+static uint16_t ctrl_avail_idx;
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
+/* Queue 0 receives, queue 1 transmits (virtio 1.2 §5.1.2); ring set 1 is
+ * the control queue's, queue 2 until OP_MQ_INIT. */
+static void net_layout(struct vqfuzz_vm *vm, const uint16_t *off)
 {
-	(void)argc;
-	(void)argv;
-	log_set_level(LOG_ERROR);
-	return 0;
+	for (unsigned r = 0; r < 3; r++) {
+		vm->rings[1][r] = VQFUZZ_RAM0_GPA + (off[r] & 0x7fff);
+		vm->rings[0][r] = vm->rings[1][r] + RX_OFFSET;
+		vm->rings[CTRL_RINGS][r] = VQFUZZ_RAM0_GPA + off[3 + r];
+	}
+	ctrl_avail_idx = 0;
 }
 
-struct fuzz_vm {
-	struct guest_mem mem;
-	uint8_t *ram0;
-	uint8_t *ram1;
-	struct bus bus;
-	struct virtio_mmio *t;
-	int peer;
-	uint16_t qnum;
-	uint64_t desc, avail, used;
-	uint64_t features;
-	uint16_t avail_idx[2];
-};
-
-static uint32_t mmio_rd(struct fuzz_vm *vm, uint64_t off)
+static uint64_t net_features(uint8_t flags)
 {
-	uint32_t v = 0;
-	bus_read(&vm->bus, BASE + off, &v, 4);
-	return v;
+	uint64_t features = 0;
+	if (flags & FLAG_ALL_OFFLOADS)
+		features |= 0x1bba3ull; /* CSUM..STATUS as offered */
+	if (!(flags & FLAG_NO_MRG))
+		features |= 1ull << 15;
+	if (!(flags & FLAG_NO_CTRL_VQ))
+		features |= 1ull << F_CTRL_VQ;
+	return features;
 }
 
-static void mmio_wr(struct fuzz_vm *vm, uint64_t off, uint32_t v)
+/* A driver that negotiates multiqueue: queues 0-3 (pair 1 over pair 0's
+ * rings, as a hostile guest may) and the control queue at 4. */
+static void net_mq_init(struct vqfuzz_vm *vm)
 {
-	bus_write(&vm->bus, BASE + off, &v, 4);
+	vm->features |= (1ull << F_MQ) | (1ull << F_CTRL_VQ);
+	vqfuzz_driver_negotiate(vm);
+	for (unsigned q = 0; q <= 2 * PAIRS; q++)
+		vqfuzz_setup_queue(vm, q, q == 2 * PAIRS ? CTRL_RINGS : q % 2);
+	ctrl_avail_idx = 0;
+	vqfuzz_driver_ok(vm);
 }
 
-static void setup_queue(struct fuzz_vm *vm, unsigned index, uint64_t shift)
-{
-	mmio_wr(vm, 0x030, index);
-	mmio_wr(vm, 0x038, vm->qnum);
-	mmio_wr(vm, 0x080, (uint32_t)(vm->desc + shift));
-	mmio_wr(vm, 0x084, (uint32_t)((vm->desc + shift) >> 32));
-	mmio_wr(vm, 0x090, (uint32_t)(vm->avail + shift));
-	mmio_wr(vm, 0x094, (uint32_t)((vm->avail + shift) >> 32));
-	mmio_wr(vm, 0x0a0, (uint32_t)(vm->used + shift));
-	mmio_wr(vm, 0x0a4, (uint32_t)((vm->used + shift) >> 32));
-	mmio_wr(vm, 0x044, 1);
-}
-
-static void driver_init(struct fuzz_vm *vm)
-{
-	mmio_wr(vm, 0x070, 0);
-	mmio_wr(vm, 0x070, 1);
-	mmio_wr(vm, 0x070, 3);
-	mmio_wr(vm, 0x024, 0);
-	mmio_wr(vm, 0x020, (uint32_t)vm->features);
-	mmio_wr(vm, 0x024, 1);
-	mmio_wr(vm, 0x020, (uint32_t)(vm->features >> 32));
-	mmio_wr(vm, 0x070, 11);
-	setup_queue(vm, 0, RX_OFFSET);
-	setup_queue(vm, 1, 0);
-	mmio_wr(vm, 0x070, 15);
-	vm->avail_idx[0] = vm->avail_idx[1] = 0;
-}
-
-static void push_avail(struct fuzz_vm *vm, unsigned q, uint16_t value)
+/* ring[idx % size] = head, idx++ on the control rings, then notify the
+ * control queue where the negotiated features put it. */
+static void net_ctrl_push(struct vqfuzz_vm *vm, uint16_t head)
 {
 	uint16_t size = vm->qnum ? vm->qnum : 1;
-	uint64_t avail = vm->avail + (q == 0 ? RX_OFFSET : 0);
-	uint64_t slot = avail + 4 + 2ull * (vm->avail_idx[q] % size);
-	uint64_t idx = avail + 2;
-	/* Where the driver would write, if the ring is inside RAM0. */
-	if (slot >= RAM0_GPA && slot + 2 <= RAM0_GPA + RAM0_SIZE && idx >= RAM0_GPA &&
-	    idx + 2 <= RAM0_GPA + RAM0_SIZE) {
-		memcpy(vm->ram0 + (slot - RAM0_GPA), &value, 2);
-		vm->avail_idx[q]++;
-		memcpy(vm->ram0 + (idx - RAM0_GPA), &vm->avail_idx[q], 2);
+	uint64_t avail = vm->rings[CTRL_RINGS][1];
+	uint64_t slot = avail + 4 + 2ull * (ctrl_avail_idx % size);
+	const uint64_t end = VQFUZZ_RAM0_GPA + VQFUZZ_RAM0_SIZE;
+	if (slot >= VQFUZZ_RAM0_GPA && slot + 2 <= end && avail >= VQFUZZ_RAM0_GPA &&
+	    avail + 4 <= end) {
+		memcpy(vm->ram0 + (slot - VQFUZZ_RAM0_GPA), &head, 2);
+		ctrl_avail_idx++;
+		memcpy(vm->ram0 + (avail + 2 - VQFUZZ_RAM0_GPA), &ctrl_avail_idx, 2);
 	}
-	mmio_wr(vm, 0x050, q);
+	vqfuzz_notify(vm, vm->features & (1ull << F_MQ) ? 2 * PAIRS : 2);
 }
 
-static void run_action(struct fuzz_vm *vm, uint8_t op, uint8_t arg, uint16_t value)
+static int net_create(struct vqfuzz_vm *vm, struct virtio_dev **vdev, struct perr *err)
 {
-	switch (op % OP_COUNT) {
-	case OP_NOTIFY:
-		mmio_wr(vm, 0x050, arg & 2 ? value : (arg & 1));
-		break;
-	case OP_POKE16: {
-		size_t off = (size_t)arg * 256 + (value & 0xff);
-		if (off + 2 <= RAM0_SIZE)
-			memcpy(vm->ram0 + off, &value, 2);
-		break;
-	}
-	case OP_MMIO_WRITE:
-		mmio_wr(vm, (uint64_t)arg * 4 % 0x200, value | (uint32_t)value << 16);
-		break;
-	case OP_MMIO_READ:
-		(void)mmio_rd(vm, (uint64_t)arg * 4 % 0x200);
-		break;
-	case OP_PUSH_AVAIL:
-		push_avail(vm, arg & 1, value);
-		break;
-	case OP_ACK:
-		mmio_wr(vm, 0x064, mmio_rd(vm, 0x060));
-		break;
-	case OP_REINIT:
-		driver_init(vm);
-		break;
+	int sv[2], sv1[2];
+	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) < 0 ||
+	    socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv1) < 0)
+		abort();
+	vm->backend_peer = sv[1];
+	peer1 = sv1[1];
+	struct vmm_net_device dev = {0};
+	snprintf(dev.id, sizeof(dev.id), "fuzz0");
+	snprintf(dev.netdev, sizeof(dev.netdev), "net0");
+	const uint8_t mac[6] = {0x52, 0x54, 0, 1, 2, 3};
+	const int fds[PAIRS] = {sv[0], sv1[0]};
+	return virtio_net_create_on_fds(fds, PAIRS, false, "fuzz", &dev, mac, vdev, err);
+}
+
+static void net_action(struct vqfuzz_vm *vm, unsigned op, uint8_t arg, uint16_t value)
+{
+	switch (op) {
 	case OP_PEER_SEND: {
 		/* Frames up to 64 KiB + 12 and beyond, with a header from guest RAM. */
 		static uint8_t frame[(1u << 17)];
 		size_t len = (size_t)value * (arg & 1 ? 2 : 1);
 		memcpy(frame, vm->ram0 + (arg & 0xf0) * 16, 12);
-		ssize_t n = send(vm->peer, frame, len, MSG_DONTWAIT);
+		unsigned pair = arg & 2 ? 1 : 0;
+		ssize_t n = send(pair ? peer1 : vm->backend_peer, frame, len, MSG_DONTWAIT);
 		(void)n;
-		mmio_wr(vm, 0x050, 0);
+		vqfuzz_notify(vm, 2 * pair);
 		break;
 	}
 	case OP_CONFIG_READ: {
 		uint8_t b[4];
 		unsigned len = 1u << (arg % 3);
-		bus_read(&vm->bus, BASE + 0x100 + (value % 16), b, len);
+		bus_read(&vm->bus, VQFUZZ_BASE + VQFUZZ_REG_CONFIG + (value % 16), b, len);
 		break;
 	}
+	case OP_CTRL_PUSH:
+		net_ctrl_push(vm, value);
+		break;
+	case OP_MQ_INIT:
+		net_mq_init(vm);
+		break;
 	}
 }
 
+static void net_finish(struct vqfuzz_vm *vm)
+{
+	(void)vm;
+	close(peer1);
+	peer1 = -1;
+}
+
+static const struct vqfuzz_device net_fuzz_device = {
+    .ring_sets = 2,
+    .queues = 3, /* without MQ, queue 2 is the control queue */
+    .notify_span = 2 * PAIRS + 2,
+    .qsize_log2_span = 9,
+    .raw_feature_shift = 0,
+    .device_ops = OP_END - VQFUZZ_OP_DEVICE,
+    .final_notify = {1, 2, 4, -1}, /* transmit, then the control queue's places */
+    .layout = net_layout,
+    .features = net_features,
+    .create = net_create,
+    .action = net_action,
+    .finish = net_finish,
+};
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	enum { HDR = 10 };
-	if (size < HDR)
-		return 0;
-	uint8_t flags = data[0];
-	uint16_t qnum, desc_off, avail_off, used_off;
-	memcpy(&qnum, data + 1, 2);
-	memcpy(&desc_off, data + 3, 2);
-	memcpy(&avail_off, data + 5, 2);
-	memcpy(&used_off, data + 7, 2);
-	unsigned n_actions = data[9] % (MAX_ACTIONS + 1);
-	data += HDR;
-	size -= HDR;
-	if (size < 4 * (size_t)n_actions)
-		n_actions = (unsigned)(size / 4);
-	const uint8_t *actions = data;
-	data += 4 * (size_t)n_actions;
-	size -= 4 * (size_t)n_actions;
-
-	struct fuzz_vm vm = {0};
-	vm.ram0 = calloc(1, RAM0_SIZE);
-	vm.ram1 = calloc(1, RAM1_SIZE);
-	if (!vm.ram0 || !vm.ram1)
-		abort();
-	memcpy(vm.ram0, data, size < RAM0_SIZE ? size : RAM0_SIZE);
-	if (size > RAM0_SIZE)
-		memcpy(vm.ram1, data + RAM0_SIZE,
-		       size - RAM0_SIZE < RAM1_SIZE ? size - RAM0_SIZE : RAM1_SIZE);
-	guest_mem_add_region(&vm.mem, RAM0_GPA, RAM0_SIZE, vm.ram0);
-	guest_mem_add_region(&vm.mem, RAM1_GPA, RAM1_SIZE, vm.ram1);
-	bus_init(&vm.bus);
-
-	vm.qnum = flags & 0x80 ? qnum : (uint16_t)(1u << (qnum % 9));
-	vm.desc = RAM0_GPA + (desc_off & 0x7fff);
-	vm.avail = RAM0_GPA + (avail_off & 0x7fff);
-	vm.used = RAM0_GPA + (used_off & 0x7fff);
-	vm.features = 1ull << 32; /* VERSION_1 */
-	if (flags & FLAG_EVENT_IDX)
-		vm.features |= 1ull << 29;
-	if (flags & FLAG_INDIRECT)
-		vm.features |= 1ull << 28;
-	if (flags & FLAG_ALL_OFFLOADS)
-		vm.features |= 0x1bba3ull; /* CSUM..STATUS as offered */
-	if (!(flags & FLAG_NO_MRG))
-		vm.features |= 1ull << 15;
-	if (flags & FLAG_RAW_FEATURES)
-		vm.features |= qnum;
-
-	int sv[2];
-	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) < 0)
-		abort();
-	vm.peer = sv[1];
-	struct vmm_net_device dev = {0};
-	snprintf(dev.id, sizeof(dev.id), "fuzz0");
-	snprintf(dev.netdev, sizeof(dev.netdev), "net0");
-	const uint8_t mac[6] = {0x52, 0x54, 0, 1, 2, 3};
-	struct perr err = {0};
-	struct virtio_dev *vdev = NULL;
-	if (virtio_net_create_on_fd(sv[0], false, "fuzz", &dev, mac, &vdev, &err) < 0)
-		abort();
-	struct virtio_mmio_host host = {
-	    .mem = &vm.mem,
-	    .mmio_bus = &vm.bus,
-	    .loop = NULL,
-	    .vm_fd = -1,
-	    .base = BASE,
-	    .gsi = 5,
-	};
-	if (virtio_mmio_attach(&host, vdev, &vm.t, &err) < 0)
-		abort();
-
-	driver_init(&vm);
-	for (unsigned i = 0; i < n_actions; i++) {
-		const uint8_t *a = actions + 4 * (size_t)i;
-		uint16_t value;
-		memcpy(&value, a + 2, 2);
-		run_action(&vm, a[0], a[1], value);
-	}
-	/* Always end with a transmit notification, so that the ring in memory is parsed. */
-	mmio_wr(&vm, 0x050, NET_TXQ);
-
-	virtio_mmio_detach(vm.t);
-	close(vm.peer);
-	bus_destroy(&vm.bus);
-	free(vm.ram0);
-	free(vm.ram1);
-	return 0;
+	return vqfuzz_run_one(&net_fuzz_device, data, size);
 }

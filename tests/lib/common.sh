@@ -60,3 +60,60 @@ vmm_run_script() {
 }
 # Pattern found on the console, else fail showing the console.
 assert_console() { assert_contains "$T/console" "$1" "the guest console"; }
+
+# vmm_pid_when MARKER JOB: once MARKER is on the console of the VMM started as
+# background job JOB (vmm_run_script ... &), prints the running petrel-vmm's
+# pid; returns 1 if JOB ends first or no petrel-vmm runs.
+vmm_pid_when() {
+	local i pid
+	for ((i = 0; i < 1500; i++)); do
+		grep -qa "$1" "$T/console" 2>/dev/null && break
+		kill -0 "$2" 2>/dev/null || return 1
+		sleep 0.1
+	done
+	pid=$(pgrep -x petrel-vmm | head -n1)
+	[ -n "$pid" ] || return 1
+	echo "$pid"
+}
+
+# petrel_conf_setup: a petrel.conf for the build's guest, sized for the
+# testbed (TCG is slow: a long create timeout), exported as PETREL_CONF.
+# podman does not pass its environment to conmon, so podman_setup hands it
+# on through conmon_env_vars; containerd's shims inherit containerd's.
+# tests/runtime/helpers.bash uses it too.
+petrel_conf_setup() {
+	cat >"$T/petrel.conf" <<EOF
+# written by tests/lib/common.sh
+kernel = $KERNEL
+initrd = $GUEST/agent-initramfs.cpio.gz
+vmm = $VMM
+memory = 256M
+rootfs_margin = 32M
+create_timeout = 240
+EOF
+	export PETREL_CONF=$T/petrel.conf
+}
+
+# test_initrd_add_tools NAME...: builds each tests/tools/NAME.c, static, into
+# $BUILD/tests-tools/NAME when stale, appends a cpio with /bin/NAME... to the
+# test initramfs (Linux unpacks concatenated archives) and points TEST_INITRD
+# at the result.
+test_initrd_add_tools() {
+	need_cmd cpio
+	local name tool src
+	mkdir -p "$BUILD/tests-tools" "$T/extra/bin"
+	for name in "$@"; do
+		tool=$BUILD/tests-tools/$name
+		src=$PROJ/tests/tools/$name.c
+		if [ ! -x "$tool" ] || [ "$src" -nt "$tool" ]; then
+			cc -std=gnu11 -O2 -Wall -Wextra -Werror -static -s -o "$tool.$$" "$src" ||
+				fail "cannot build $tool (cc -static needs libc6-dev)"
+			mv "$tool.$$" "$tool"
+		fi
+		cp "$tool" "$T/extra/bin/$name"
+	done
+	(cd "$T/extra" && find bin | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0) |
+		gzip -n >"$T/extra.cpio.gz"
+	cat "$TEST_INITRD" "$T/extra.cpio.gz" >"$T/initrd.gz"
+	TEST_INITRD=$T/initrd.gz
+}

@@ -71,23 +71,6 @@ runtime_default_root() {
 	esac
 }
 
-# petrel_conf_setup: a petrel.conf for the build's guest, sized for the
-# testbed (TCG is slow: a long create timeout), exported as PETREL_CONF.
-# podman does not pass its environment to conmon, so podman_setup hands it
-# on through conmon_env_vars; containerd's shims inherit containerd's.
-petrel_conf_setup() {
-	cat >"$T/petrel.conf" <<EOF
-# written by tests/lib/images.sh
-kernel = $KERNEL
-initrd = $GUEST/agent-initramfs.cpio.gz
-vmm = $VMM
-memory = 256M
-rootfs_margin = 32M
-create_timeout = 240
-EOF
-	export PETREL_CONF=$T/petrel.conf
-}
-
 # busybox_rootfs DIR: a root file system of Debian's busybox-static with every
 # applet linked, and the few files an image is expected to have.
 busybox_rootfs() {

@@ -83,3 +83,11 @@ class QMP:
 
     def close(self):
         self.sock.close()
+
+
+def wait_for_text(path, text, timeout):
+    """Waits until the file at path (a guest console) contains text."""
+    deadline = time.time() + timeout
+    while text not in open(path, errors="replace").read():
+        assert time.time() < deadline, "no %r on the console" % text
+        time.sleep(0.2)

@@ -17,17 +17,22 @@ import threading
 import time
 
 
+def pump(read, write):
+    """Moves 64 KiB chunks from read() to write() until read() returns none."""
+    while True:
+        chunk = read(65536)
+        if not chunk:
+            return
+        write(chunk)
+
+
 def duplex(sock, send_path, recv_path):
     err = []
 
     def sender():
         try:
             with open(send_path, "rb") as f:
-                while True:
-                    chunk = f.read(65536)
-                    if not chunk:
-                        break
-                    sock.sendall(chunk)
+                pump(f.read, sock.sendall)
             sock.shutdown(socket.SHUT_WR)
         except OSError as e:
             err.append(e)
@@ -35,11 +40,7 @@ def duplex(sock, send_path, recv_path):
     t = threading.Thread(target=sender)
     t.start()
     with open(recv_path, "wb") as out:
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            out.write(chunk)
+        pump(sock.recv, out.write)
     t.join()
     sock.close()
     if err:

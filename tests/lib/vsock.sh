@@ -2,24 +2,9 @@
 # (tests/tools/vsock-tool.c) in an initrd, and the host-side helper.
 VSOCK_HOST=$PROJ/tests/lib/vsock-host.py
 
-# Builds $BUILD/tests-tools/vsock-tool when stale, appends a cpio with
-# /bin/vsock-tool to the test initramfs (Linux unpacks concatenated archives)
-# and points TEST_INITRD at the result.
+# The test initramfs with /bin/vsock-tool (see test_initrd_add_tools).
 vsock_initrd() {
-	need_cmd cpio
-	local tool=$BUILD/tests-tools/vsock-tool src=$PROJ/tests/tools/vsock-tool.c
-	if [ ! -x "$tool" ] || [ "$src" -nt "$tool" ]; then
-		mkdir -p "$BUILD/tests-tools"
-		cc -std=gnu11 -O2 -Wall -Wextra -Werror -static -s -o "$tool.$$" "$src" ||
-			fail "cannot build $tool (cc -static needs libc6-dev)"
-		mv "$tool.$$" "$tool"
-	fi
-	mkdir -p "$T/extra/bin"
-	cp "$tool" "$T/extra/bin/vsock-tool"
-	(cd "$T/extra" && find bin | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0) |
-		gzip -n >"$T/extra.cpio.gz"
-	cat "$TEST_INITRD" "$T/extra.cpio.gz" >"$T/initrd.gz"
-	TEST_INITRD=$T/initrd.gz
+	test_initrd_add_tools vsock-tool
 }
 
 # sha256 of a file, digits only.
@@ -37,4 +22,24 @@ vsock_need_vhost() {
 			modprobe -d "${PETREL_CACHE:-$HOME/.cache/petrel}/testbed/$(uname -r)/root" vhost_vsock 2>/dev/null || true
 	fi
 	[ -c /dev/vhost-vsock ] || skip "no /dev/vhost-vsock here (the vhost_vsock module is not available)"
+}
+
+# The hybrid-vsock tests' prerequisites; sets uds, the uds-path they give
+# the device.
+vsock_hybrid_prepare() {
+	need_kvm
+	need_vmm
+	need_cmd python3
+	vsock_initrd
+	uds=$T/v.sock
+}
+
+# After a 16 MiB transfer each way between $T/host.bin (the host's data) and
+# /tmp/g.bin (the guest's), the host's copy of the guest's in $T/got.bin:
+# both sides got what the other sent.
+vsock_check_transfer() {
+	assert_not_contains "$T/console" "VSOCK-TOOL-FAILED"
+	assert_console "GUEST-GOT $(vsock_sum "$T/host.bin")"
+	assert_console "GUEST-SENT $(vsock_sum "$T/got.bin")"
+	assert_eq "$(stat -c %s "$T/got.bin")" 16777216 "bytes received from the guest"
 }

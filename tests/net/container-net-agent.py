@@ -6,10 +6,12 @@ object in its create message, and prints its stdout; exits with its status
     container-net-agent.py CID NETWORK_JSON_FILE SCRIPT
 """
 import json
-import socket
-import struct
+import os
 import sys
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../lib"))
+import agentwire  # noqa: E402
 
 cid, net_file, script = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 with open(net_file) as f:
@@ -18,43 +20,32 @@ with open(net_file) as f:
 deadline = time.time() + 180
 while True:
     try:
-        s = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
-        s.settimeout(120)
-        s.connect((cid, 1024))
+        s = agentwire.connect(cid, 120)
         break
     except OSError:
-        s.close()
         if time.time() > deadline:
             sys.exit("the agent did not answer on vsock cid %d" % cid)
         time.sleep(0.5)
 
 
 def send(obj):
-    data = json.dumps(obj).encode()
-    s.sendall(struct.pack(">IB3xI", len(data), 1, 0) + data)
+    s.sendall(agentwire.frame(obj))
 
 
 def read_frame():
-    buf = b""
-    while len(buf) < 12:
-        chunk = s.recv(12 - len(buf))
-        if not chunk:
-            sys.exit("the agent hung up")
-        buf += chunk
-    n, ftype, proc = struct.unpack(">IB3xI", buf)
-    body = b""
-    while len(body) < n:
-        chunk = s.recv(n - len(body))
-        if not chunk:
-            sys.exit("the agent hung up mid-frame")
-        body += chunk
-    return ftype, proc, body
+    try:
+        f = agentwire.read_frame(s)
+    except EOFError as e:
+        sys.exit(str(e))
+    if f is None:
+        sys.exit("the agent hung up")
+    return f
 
 
 def read_msg():
     while True:
         ftype, _, body = read_frame()
-        if ftype == 1:
+        if ftype == agentwire.FRAME_MSG:
             return json.loads(body)
 
 
@@ -72,8 +63,8 @@ if m["type"] != "created":
 send({"type": "start"})
 while True:
     ftype, proc, body = read_frame()
-    if ftype in (3, 4):
-        (sys.stdout if ftype == 3 else sys.stderr).buffer.write(body)
+    if ftype in (agentwire.FRAME_STDOUT, agentwire.FRAME_STDERR):
+        (sys.stdout if ftype == agentwire.FRAME_STDOUT else sys.stderr).buffer.write(body)
         continue
     m = json.loads(body)
     if m["type"] == "error":

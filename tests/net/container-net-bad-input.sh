@@ -6,36 +6,16 @@
 # container-cleanup after the VMM's kill -9 (its tap gone), after the
 # namespace is gone, and twice, always leaving the first listing.
 . "$(dirname "$0")/../lib/common.sh"
-NETSETUP=${PETREL_NETSETUP:-$BIN/petrel-netsetup}
-[ -x "$NETSETUP" ] || skip "petrel-netsetup is not built ($NETSETUP; run make)"
-[ "$(id -u)" = 0 ] || skip "needs root to make network namespaces"
-[ -c /dev/net/tun ] || skip "no /dev/net/tun"
-need_cmd ip
+. "$(dirname "$0")/../lib/net.sh"
+net_need_netsetup
 need_cmd tc
 
-host=petrel-bh-$$
-ct=petrel-bc-$$
-ip netns add "$host" || skip "cannot create a network namespace (ip netns add)"
-on_exit "ip netns del $host 2>/dev/null"
-ip netns add "$ct"
-on_exit "ip netns del $ct 2>/dev/null"
-CT=/run/netns/$ct
-ipn() { local n=$1; shift; ip -n "$n" "$@"; }
+net_container_netns petrel-bh-$$ petrel-bc-$$
 
-listing() {
-	ip -n "$ct" -o link show | sed -E 's/^[0-9]+: //' | cut -d' ' -f1
-	tc -n "$ct" qdisc show
-	for dev in $(ip -n "$ct" -o link show | sed -E 's/^[0-9]+: ([^:@]+).*/\1/'); do
-		tc -n "$ct" filter show dev "$dev" ingress | sed "s/^/$dev: /"
-	done
-}
-expect_fail() { # EXPECTED-MESSAGE ARGS...
-	local want=$1
-	shift
-	if "$NETSETUP" "$@" >"$T/out" 2>"$T/err"; then fail "'petrel-netsetup $*' succeeded"; fi
-	[ "$(wc -l <"$T/err")" = 1 ] || fail "'petrel-netsetup $*' printed more than one line: $(cat "$T/err")"
-	assert_eq "$(cat "$T/err")" "$want" "the message of 'petrel-netsetup $*'"
-	[ ! -s "$T/out" ] || fail "'petrel-netsetup $*' printed on stdout: $(cat "$T/out")"
+listing() { net_ns_links_listing "$ct"; }
+expect_fail() { # EXPECTED-MESSAGE ARGS...: and nothing on stdout
+	net_expect_fail "$@"
+	[ ! -s "$T/out" ] || fail "'petrel-netsetup ${*:2}' printed on stdout: $(cat "$T/out")"
 }
 
 # Only lo: nothing to take over.

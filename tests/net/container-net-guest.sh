@@ -9,40 +9,22 @@
 # container-cleanup leaves the namespace as it was. QEMU's microvm is the VMM
 # (petrel-vmm takes the same -netdev/-device options).
 . "$(dirname "$0")/../agent/helpers.bash"
-NETSETUP=${PETREL_NETSETUP:-$BIN/petrel-netsetup}
-[ -x "$NETSETUP" ] || skip "petrel-netsetup is not built ($NETSETUP; run make)"
-[ "$(id -u)" = 0 ] || skip "needs root to make network namespaces"
-[ -c /dev/net/tun ] || skip "no /dev/net/tun"
-need_cmd ip
+. "$(dirname "$0")/../lib/net.sh"
+net_need_netsetup
 need_cmd tc
 need_cmd python3
 agent_prepare
 APPLETS="$APPLETS ping ping6 nc"
 
-host=petrel-ch-$$
-ct=petrel-cc-$$
-ip netns add "$host" || skip "cannot create a network namespace (ip netns add)"
-on_exit "ip netns del $host"
-ip netns add "$ct"
-on_exit "ip netns del $ct"
-CT=/run/netns/$ct
-ipn() { local n=$1; shift; ip -n "$n" "$@"; }
-
-ip link add vh0 netns "$host" type veth peer name eth0 netns "$ct"
+net_container_netns petrel-ch-$$ petrel-cc-$$
+net_container_veth 1400
 ipn "$host" link set lo up
-ipn "$host" link set vh0 mtu 1400 up
-ipn "$host" addr add 10.99.0.1/24 dev vh0
 ipn "$host" addr add fd99::1/64 dev vh0 nodad
 ipn "$ct" link set lo up
-ipn "$ct" link set eth0 mtu 1400 up
-ipn "$ct" addr add 10.99.0.2/24 dev eth0
 ipn "$ct" addr add fd99::2/64 dev eth0 nodad
-ipn "$ct" route add default via 10.99.0.1
 
 listing() {
-	ip -n "$ct" -o link show | sed -E 's/^[0-9]+: //' | cut -d' ' -f1
-	tc -n "$ct" qdisc show
-	tc -n "$ct" filter show dev eth0 ingress
+	net_container_listing
 	# Global addresses only: the link's carrier state and its link-local
 	# address come and go with the peer, and are not cleanup's business.
 	ip -n "$ct" -o addr show dev eth0 scope global | awk '{print $2, $3, $4}'
@@ -54,7 +36,7 @@ step "container-prepare"
 "$NETSETUP" container-prepare --netns "$CT" --tap tap0 >"$T/network.json" ||
 	fail "container-prepare"
 cat "$T/network.json"
-mac=$(ip -n "$ct" -o link show eth0 | sed -n 's|.*link/ether \([0-9a-f:]*\) .*|\1|p')
+mac=$(net_container_mac)
 assert_contains "$T/network.json" "\"mac\":\"$mac\"" "the network object"
 assert_contains "$T/network.json" '"mtu":1400' "the network object"
 assert_contains "$T/network.json" '"addresses":["10.99.0.2/24","fd99::2/64"]' "the network object"
@@ -70,15 +52,10 @@ assert_contains "$T/tap0" "vnet_hdr on" "tap0"
 # sends its own data back on the same connection.
 marker=petrel-cnet-$RANDOM$RANDOM
 cat >"$T/server.py" <<'PY'
-import socket, sys
+import sys
+from tcppeer import accept_one
 marker, out = sys.argv[1], sys.argv[2]
-srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-srv.bind(("10.99.0.1", 5000))
-srv.listen(1)
-srv.settimeout(300)
-c, _ = srv.accept()
-c.settimeout(120)
+c = accept_one("10.99.0.1", 5000)
 got = b""
 while len(got) < 200000 + len("up-" + marker + "\n"):
     chunk = c.recv(65536)
@@ -90,7 +67,7 @@ with open(out, "w") as f:
 c.sendall(("down-" + marker + "\n").encode() + b"b" * 300000)
 c.close()
 PY
-ip netns exec "$host" python3 "$T/server.py" "$marker" "$T/server.out" &
+ip netns exec "$host" env PYTHONPATH="$PROJ/tests/lib" python3 "$T/server.py" "$marker" "$T/server.out" &
 server=$!
 on_exit "kill $server 2>/dev/null"
 
@@ -119,11 +96,7 @@ ping6 -c 2 -W 10 fd99::1 || exit 2
 { echo up-$marker; head -c 200000 /dev/zero; } | nc -w 20 10.99.0.1 5000 >/tmp/got || exit 3
 head -n 1 /tmp/got
 wc -c </tmp/got"
-step "run the container"
-rc=0
-"$PROJ/tests/net/container-net-agent.py" "$CID" "$T/network.json" "$script" >"$T/out" 2>"$T/err" || rc=$?
-cat "$T/out" "$T/err"
-[ $rc = 0 ] || { tail -n 30 "$T/console.log"; fail "the container exited with $rc"; }
+net_run_container "$script"
 assert_contains "$T/out" "$mac" "the container's eth0"
 assert_contains "$T/out" "1400" "the container's eth0 MTU"
 assert_contains "$T/out" "inet 10.99.0.2/24" "the container's eth0"

@@ -7,11 +7,8 @@
 # Then the VMM is killed with -9: its non-persistent tap goes with it, and
 # container-cleanup removes the rest, leaving the namespace as it was.
 . "$(dirname "$0")/../agent/helpers.bash"
-NETSETUP=${PETREL_NETSETUP:-$BIN/petrel-netsetup}
-[ -x "$NETSETUP" ] || skip "petrel-netsetup is not built ($NETSETUP; run make)"
-[ "$(id -u)" = 0 ] || skip "needs root to make network namespaces"
-[ -c /dev/net/tun ] || skip "no /dev/net/tun"
-need_cmd ip
+. "$(dirname "$0")/../lib/net.sh"
+net_need_netsetup
 need_cmd tc
 need_cmd python3
 need_vmm
@@ -22,40 +19,17 @@ case "$("$VMM" -device help 2>&1 || true)" in
 esac
 APPLETS="$APPLETS ping nc"
 
-host=petrel-vh-$$
-ct=petrel-vc-$$
-ip netns add "$host" || skip "cannot create a network namespace (ip netns add)"
-on_exit "ip netns del $host"
-ip netns add "$ct"
-on_exit "ip netns del $ct"
-CT=/run/netns/$ct
-ipn() { local n=$1; shift; ip -n "$n" "$@"; }
-
-ip link add vh0 netns "$host" type veth peer name eth0 netns "$ct"
-ipn "$host" link set vh0 up
-ipn "$host" addr add 10.99.0.1/24 dev vh0
-ipn "$ct" link set eth0 up
-ipn "$ct" addr add 10.99.0.2/24 dev eth0
-ipn "$ct" route add default via 10.99.0.1
-listing() {
-	ip -n "$ct" -o link show | sed -E 's/^[0-9]+: //' | cut -d' ' -f1
-	tc -n "$ct" qdisc show
-	tc -n "$ct" filter show dev eth0 ingress
-}
-listing >"$T/before"
-mac=$(ip -n "$ct" -o link show eth0 | sed -n 's|.*link/ether \([0-9a-f:]*\) .*|\1|p')
+net_container_netns petrel-vh-$$ petrel-vc-$$
+net_container_veth
+net_container_listing >"$T/before"
+mac=$(net_container_mac)
 
 marker=petrel-vnet-$RANDOM$RANDOM
 cat >"$T/server.py" <<'PY'
-import socket, sys
+import sys
+from tcppeer import accept_one
 marker = sys.argv[1]
-srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-srv.bind(("10.99.0.1", 5000))
-srv.listen(1)
-srv.settimeout(300)
-c, _ = srv.accept()
-c.settimeout(120)
+c = accept_one("10.99.0.1", 5000)
 got = b""
 while not got.endswith(b"END\n"):
     chunk = c.recv(65536)
@@ -65,7 +39,7 @@ while not got.endswith(b"END\n"):
 c.sendall(("down-" + marker + " got %d\n" % len(got)).encode() + b"b" * 100000)
 c.close()
 PY
-ip netns exec "$host" python3 "$T/server.py" "$marker" >"$T/server.out" 2>&1 &
+ip netns exec "$host" env PYTHONPATH="$PROJ/tests/lib" python3 "$T/server.py" "$marker" >"$T/server.out" 2>&1 &
 server=$!
 on_exit "kill $server 2>/dev/null"
 
@@ -97,11 +71,7 @@ ping -c 3 -W 10 10.99.0.1 || exit 1
 { echo up-$marker; head -c 150000 /dev/zero; echo; echo END; } | nc -w 20 10.99.0.1 5000 >/tmp/got || exit 3
 head -n 1 /tmp/got
 wc -c </tmp/got"
-step "run the container"
-rc=0
-"$PROJ/tests/net/container-net-agent.py" "$CID" "$T/network.json" "$script" >"$T/out" 2>"$T/err" || rc=$?
-cat "$T/out" "$T/err"
-[ $rc = 0 ] || { tail -n 30 "$T/console.log"; cat "$T/vmm.err"; fail "the container exited with $rc"; }
+net_run_container "$script" "$T/vmm.err"
 assert_contains "$T/out" "inet 10.99.0.2/24" "the container's eth0"
 assert_contains "$T/out" "3 packets transmitted, 3 packets received" "ping 10.99.0.1"
 sent=$((${#marker} + 4 + 150000 + 1 + 4))
@@ -114,6 +84,6 @@ wait "$vmm" 2>/dev/null || true
 for _ in $(seq 1 50); do ipn "$ct" link show tap0 >/dev/null 2>&1 || break; sleep 0.1; done
 ! ipn "$ct" link show tap0 >/dev/null 2>&1 || fail "tap0 outlived the VMM's fd"
 "$NETSETUP" container-cleanup --netns "$CT" --tap tap0 || fail "container-cleanup"
-listing >"$T/after"
+net_container_listing >"$T/after"
 diff -u "$T/before" "$T/after" || fail "container-cleanup left something behind"
 echo "petrel-vmm with the tap fd: ping and TCP both ways; kill -9 and cleanup leave nothing"

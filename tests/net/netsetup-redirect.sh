@@ -4,23 +4,14 @@
 # ways as tc shows it, the info JSON, bad input refused with nothing made, and
 # after teardown the same links, qdiscs and filters as before.
 . "$(dirname "$0")/../lib/common.sh"
-NETSETUP=${PETREL_NETSETUP:-$BIN/petrel-netsetup}
-[ -x "$NETSETUP" ] || skip "petrel-netsetup is not built ($NETSETUP; run make)"
-[ "$(id -u)" = 0 ] || skip "needs root to make network namespaces"
-[ -c /dev/net/tun ] || skip "no /dev/net/tun"
-need_cmd ip
+. "$(dirname "$0")/../lib/net.sh"
+net_need_netsetup
 need_cmd tc
 
-host=petrel-rh-$$
-ct=petrel-rc-$$
-ip netns add "$host" || skip "cannot create a network namespace (ip netns add)"
-on_exit "ip netns del $host"
-ip netns add "$ct"
-on_exit "ip netns del $ct"
+net_container_netns petrel-rh-$$ petrel-rc-$$
 # ip -n / tc -n: no mount namespace per command, which counts under TCG.
 in_host() { local c=$1; shift; "$c" -n "$host" "$@"; }
 in_ct() { local c=$1; shift; "$c" -n "$ct" "$@"; }
-CT=/run/netns/$ct
 
 # What a CNI bridge plugin leaves: eth0 with an address, a default route.
 ip link add vh0 netns "$host" type veth peer name eth0 netns "$ct"
@@ -35,41 +26,29 @@ in_ct ip route add 192.168.200.0/24 via 10.88.0.254 metric 70
 listing() {
 	for n in "$host" "$ct"; do
 		echo "== $n"
-		ip -n "$n" -o link show | sed -E 's/^[0-9]+: //' | cut -d' ' -f1
-		tc -n "$n" qdisc show
-		for dev in $(ip -n "$n" -o link show | sed -E 's/^[0-9]+: ([^:@]+).*/\1/'); do
-			tc -n "$n" filter show dev "$dev" ingress | sed "s/^/$dev: /"
-		done
+		net_ns_links_listing "$n"
 	done
 }
 listing >"$T/before"
 
-expect_fail() { # EXPECTED-MESSAGE ARGS...
-	local want=$1
-	shift
-	if "$NETSETUP" "$@" >"$T/out" 2>"$T/err"; then fail "'petrel-netsetup $*' succeeded"; fi
-	[ "$(wc -l <"$T/err")" = 1 ] || fail "'petrel-netsetup $*' printed more than one line: $(cat "$T/err")"
-	assert_eq "$(cat "$T/err")" "$want" "the message of 'petrel-netsetup $*'"
-}
-
 # Bad input first: each refused in one line, and nothing made.
-expect_fail "petrel-netsetup: netns /proc/self/ns/mnt: is a mount namespace, not a network namespace" \
+net_expect_fail "petrel-netsetup: netns /proc/self/ns/mnt: is a mount namespace, not a network namespace" \
 	redirect-add --netns /proc/self/ns/mnt --veth eth0 --tap tap0
-expect_fail "petrel-netsetup: netns /run/netns/petrel-missing-$$: No such file or directory" \
+net_expect_fail "petrel-netsetup: netns /run/netns/petrel-missing-$$: No such file or directory" \
 	tap-add tap0 --netns /run/netns/petrel-missing-$$
-expect_fail "petrel-netsetup: netns /etc/hostname: not a namespace file (expected e.g. /run/netns/NAME or /proc/PID/ns/net)" \
+net_expect_fail "petrel-netsetup: netns /etc/hostname: not a namespace file (expected e.g. /run/netns/NAME or /proc/PID/ns/net)" \
 	show --netns /etc/hostname
-expect_fail "petrel-netsetup: netns $CT: redirect eth0 <-> tap0: link tap0: No such device" \
+net_expect_fail "petrel-netsetup: netns $CT: redirect eth0 <-> tap0: link tap0: No such device" \
 	redirect-add --netns "$CT" --veth eth0 --tap tap0
-expect_fail "petrel-netsetup: netns $CT: tap eth0: already exists" tap-add eth0 --netns "$CT"
-expect_fail "petrel-netsetup: redirect-add: --veth IF and --tap IF are both needed" redirect-add --netns "$CT" --veth eth0
+net_expect_fail "petrel-netsetup: netns $CT: tap eth0: already exists" tap-add eth0 --netns "$CT"
+net_expect_fail "petrel-netsetup: redirect-add: --veth IF and --tap IF are both needed" redirect-add --netns "$CT" --veth eth0
 listing >"$T/after-bad"
 diff -u "$T/before" "$T/after-bad" || fail "refused commands left something behind"
 
 # The redirect.
 "$NETSETUP" tap-add tap0 --netns "$CT" || fail "tap-add in the container namespace"
 "$NETSETUP" redirect-add --netns "$CT" --veth eth0 --tap tap0 || fail "redirect-add"
-expect_fail "petrel-netsetup: netns $CT: redirect eth0 <-> tap0: eth0 already has a redirect filter (pref 49374); remove it first" \
+net_expect_fail "petrel-netsetup: netns $CT: redirect eth0 <-> tap0: eth0 already has a redirect filter (pref 49374); remove it first" \
 	redirect-add --netns "$CT" --veth eth0 --tap tap0
 in_ct tc qdisc show dev eth0 >"$T/q-eth0"
 in_ct tc qdisc show dev tap0 >"$T/q-tap0"

@@ -4,17 +4,11 @@
 # Fds that are not what they claim are start errors naming them: fd= that is
 # not a tap, a tap without a vnet header, a vhostfd= that is not vhost-net.
 . "$(dirname "$0")/../lib/common.sh"
-[ "$(id -u)" = 0 ] || skip "needs root to make network namespaces and taps"
-[ -c /dev/net/tun ] || skip "no /dev/net/tun"
-need_kvm
-need_vmm
-need_cmd ip
-need_cmd python3
-{ [ -f "$KERNEL" ] && [ -f "$TEST_INITRD" ]; } || skip "no guest kernel or test initramfs in $GUEST (run make guest)"
+. "$(dirname "$0")/../lib/net.sh"
+net_need_vmm_guest
 
 ns=petrel-vf-$$
-ip netns add "$ns" || skip "cannot create a network namespace (ip netns add)"
-on_exit "ip netns del $ns"
+net_netns_add "$ns"
 ip -n "$ns" link set lo up
 
 # with-tap.py FLAGS CMD...: opens a non-persistent tap "tapfd0" (IFF_TAP |

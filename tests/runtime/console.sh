@@ -16,6 +16,16 @@ start_listener() { # SOCKET OUT [listener args...]
 	cat "$sock.log"
 	fail "the console listener did not start"
 }
+# pty_text_when OUT LINE: what the listener saved in OUT, without the pty's
+# CRs, once it has the line LINE (or after 30 s).
+pty_text_when() {
+	local i
+	for i in $(seq 1 150); do
+		tr -d '\r' <"$1" | grep -qx "$2" && break
+		sleep 0.2
+	done
+	tr -d '\r' <"$1"
+}
 start_listener "$T/console.sock" "$T/console.out" 30x100 mark 40x120
 
 step "create with --console-socket"
@@ -25,11 +35,7 @@ p create --bundle "$T/b" --console-socket "$T/console.sock" c1 </dev/null >"$T/c
 p start c1
 wait_file "$T/console.out" "mark" 120
 step "resize, then the container's second stty size"
-for i in $(seq 1 150); do
-	tr -d '\r' <"$T/console.out" | grep -qx "40 120" && break
-	sleep 0.2
-done
-tr -d '\r' <"$T/console.out" >"$T/console.txt"
+pty_text_when "$T/console.out" "40 120" >"$T/console.txt"
 assert_contains "$T/console.txt" "30 100"
 assert_contains "$T/console.txt" "/dev/pts/"
 assert_contains "$T/console.txt" "40 120"
@@ -50,11 +56,7 @@ JSON
 p exec --detach --pid-file "$T/exec.pid" --console-socket "$T/exec.sock" --process "$T/proc.json" c2 ||
 	fail "exec --detach --console-socket"
 wait_file "$T/exec.out" "mark" 60
-for i in $(seq 1 150); do
-	tr -d '\r' <"$T/exec.out" | grep -qx "25 75" && break
-	sleep 0.2
-done
-tr -d '\r' <"$T/exec.out" >"$T/exec.txt"
+pty_text_when "$T/exec.out" "25 75" >"$T/exec.txt"
 assert_contains "$T/exec.txt" "/dev/pts/"
 assert_contains "$T/exec.txt" "20 70"
 assert_contains "$T/exec.txt" "25 75"

@@ -21,16 +21,7 @@ runtime_prepare() {
 	[ -s "$KERNEL" ] || skip "no guest kernel at $KERNEL (run 'make guest')"
 	[ -s "$AGENT_INITRD" ] || "$PROJ/guest/agent/build.sh" "$GUEST" >/dev/null ||
 		fail "guest/agent/build.sh failed"
-	cat >"$T/petrel.conf" <<CONF
-# written by tests/runtime/helpers.bash
-kernel = $KERNEL
-initrd = $AGENT_INITRD
-vmm = $VMM
-memory = 256M
-rootfs_margin = 32M
-create_timeout = 240
-CONF
-	export PETREL_CONF=$T/petrel.conf
+	petrel_conf_setup
 	# Whatever a test leaves running is killed, and the VMM's console kept for the log.
 	on_exit "cleanup_containers"
 }

@@ -873,5 +873,115 @@ UNIT_TEST(test_container_cleanup_is_fine_when_the_namespace_is_gone)
 	ASSERT_MSG("netns /proc/self/ns/uts: is a uts namespace, not a network namespace");
 }
 
+/* ---- bridge mode and a new namespace ---- */
+
+UNIT_TEST(test_bridge_tap_name_is_stable_and_short)
+{
+	char a[IFNAMSIZ], b[IFNAMSIZ], c[IFNAMSIZ];
+	netsetup_bridge_tap_name("/run/petrel", "web", a);
+	netsetup_bridge_tap_name("/run/petrel", "web", b);
+	netsetup_bridge_tap_name("/run/petrel", "web2", c);
+	UNIT_ASSERT_STREQ(a, b);
+	UNIT_ASSERT(strcmp(a, c) != 0);
+	UNIT_ASSERT_EQ(strlen(a), 14);
+	UNIT_ASSERT(strncmp(a, "pt", 2) == 0);
+	/* root and id are not simply concatenated */
+	netsetup_bridge_tap_name("/run/petrelw", "eb", c);
+	UNIT_ASSERT(strcmp(a, c) != 0);
+}
+
+static int port_attach(const char *want, const char *tap, const char *owner,
+		       struct netsetup_container_net *net)
+{
+	struct netsetup_addr br, addr;
+	if (netsetup_cidr_parse("10.77.1.1/24", &br, &err) < 0)
+		return -EINVAL;
+	if (want && netsetup_cidr_parse(want, &addr, &err) < 0)
+		return -EINVAL;
+	struct netsetup_bridge_port_req req = {.bridge = "pbr9",
+					       .bridge_addr = &br,
+					       .addr = want ? &addr : NULL,
+					       .tap_name = tap,
+					       .owner = owner};
+	perr_clear(&err);
+	return netsetup_bridge_port_attach(&req, net, &err);
+}
+
+static void body_bridge_port(void)
+{
+	struct netsetup_container_net n1, n2, n3;
+	int rc = port_attach(NULL, "ptaa", "one", &n1);
+	if (rc == -EOPNOTSUPP)
+		UNIT_SKIP("this kernel has no bridge support");
+	UNIT_ASSERT_EQ(rc, 0);
+	char text[64];
+	netsetup_addr_format(&n1.veth.addrs[0], true, text, sizeof(text));
+	UNIT_ASSERT_STREQ(text, "10.77.1.2/24");
+	UNIT_ASSERT(memcmp(n1.veth.mac, "\x02\x50\x0a\x4d\x01\x02", 6) == 0);
+	UNIT_ASSERT_EQ(n1.veth.nroutes, 1);
+	UNIT_ASSERT(n1.veth.routes[0].has_gateway);
+	UNIT_ASSERT(is_port_of("ptaa", "pbr9"));
+	ASSERT_OK(port_attach("10.77.1.10/24", "ptbb", "two", &n2));
+
+	UNIT_ASSERT_EQ(port_attach("10.77.1.10/24", "ptcc", "three", &n3), -EADDRINUSE);
+	ASSERT_MSG("bridge pbr9: address 10.77.1.10/24: in use by container two (tap ptbb)");
+	UNIT_ASSERT_EQ(port_attach("10.77.2.10/24", "ptcc", "three", &n3), -EINVAL);
+	ASSERT_MSG("bridge pbr9: address 10.77.2.10/24: not in the bridge's subnet 10.77.1.0/24");
+	UNIT_ASSERT_EQ(port_attach("10.77.1.1/24", "ptcc", "three", &n3), -EADDRINUSE);
+	UNIT_ASSERT_EQ(port_attach("10.77.1.255/24", "ptcc", "three", &n3), -EINVAL);
+	UNIT_ASSERT_EQ(port_attach(NULL, "ptbb", "three", &n3), -EEXIST);
+	UNIT_ASSERT_EQ(n3.tap_fd, -1);
+	UNIT_ASSERT_EQ(netsetup_link_exists("ptcc", &err), 0);
+
+	/* The VMM's end (its fd closing) frees the address for the next one. */
+	close(n1.tap_fd);
+	UNIT_ASSERT_EQ(netsetup_link_exists("ptaa", &err), 0);
+	ASSERT_OK(port_attach(NULL, "ptcc", "three", &n3));
+	netsetup_addr_format(&n3.veth.addrs[0], true, text, sizeof(text));
+	UNIT_ASSERT_STREQ(text, "10.77.1.2/24");
+
+	/* detach: only the owner's tap, and an absent one is fine */
+	UNIT_ASSERT_EQ(netsetup_bridge_port_detach("ptbb", "three", &err), -EPERM);
+	UNIT_ASSERT_EQ(netsetup_link_exists("ptbb", &err), 1);
+	ASSERT_OK(netsetup_bridge_port_detach("ptbb", "two", &err));
+	UNIT_ASSERT_EQ(netsetup_link_exists("ptbb", &err), 0);
+	ASSERT_OK(netsetup_bridge_port_detach("ptbb", "two", &err));
+	close(n2.tap_fd);
+	close(n3.tap_fd);
+	UNIT_ASSERT_EQ(netsetup_link_exists("pbr9", &err), 1);
+}
+
+UNIT_TEST(test_bridge_port_allocates_checks_and_frees_addresses)
+{
+	in_fresh_netns(body_bridge_port, true);
+}
+
+static void body_netns_new(void)
+{
+	struct stat before, inside, after;
+	UNIT_ASSERT_EQ(stat("/proc/thread-self/ns/net", &before), 0);
+	int tap = -1, ns = -1;
+	ASSERT_OK(netsetup_netns_new_with_tap("tap0", &tap, &ns, &err));
+	UNIT_ASSERT_EQ(stat("/proc/thread-self/ns/net", &after), 0);
+	UNIT_ASSERT_EQ(before.st_ino, after.st_ino);
+	UNIT_ASSERT_EQ(netsetup_link_exists("tap0", &err), 0);
+	UNIT_ASSERT_EQ(fstat(ns, &inside), 0);
+	UNIT_ASSERT(inside.st_ino != before.st_ino);
+	struct netsetup_netns_saved saved;
+	ASSERT_OK(netsetup_netns_enter_fd(ns, &saved, &err));
+	int there = netsetup_link_exists("tap0", &err);
+	ASSERT_OK(netsetup_netns_leave(&saved, &err));
+	UNIT_ASSERT_EQ(there, 1);
+	UNIT_ASSERT(fcntl(tap, F_GETFD) & FD_CLOEXEC);
+	UNIT_ASSERT(fcntl(ns, F_GETFD) & FD_CLOEXEC);
+	close(tap);
+	close(ns);
+}
+
+UNIT_TEST(test_netns_new_with_tap_leaves_the_caller_home)
+{
+	in_fresh_netns(body_netns_new, true);
+}
+
 /* NOLINTNEXTLINE(clang-analyzer-valist.Uninitialized): clang 14 false positive in unit.h */
 UNIT_MAIN("netsetup")

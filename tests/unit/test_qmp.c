@@ -538,7 +538,8 @@ UNIT_TEST(test_query_commands_lists_every_command)
 	    "qmp_capabilities", "quit",		  "stop",	  "cont",
 	    "system_powerdown", "system_reset",	  "query-status", "query-cpus-fast",
 	    "query-version",	"query-commands", "query-name",	  "balloon",
-	    "query-balloon",
+	    "query-balloon",	"blockdev-add",	  "blockdev-del", "netdev_add",
+	    "netdev_del",	"device_add",	  "device_del",
 	};
 	struct harness h;
 	harness_ready(&h);

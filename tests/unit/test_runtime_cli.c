@@ -33,33 +33,41 @@ static void reset_flags(void)
 	}
 }
 
+/* What flags_parse made of an argv. */
+struct parsed {
+	int ret;
+	char *pos[8];
+	size_t n;
+	struct perr err;
+};
+
+/* create_flags, reset, over argv; interleave: flags may follow positional arguments. */
+static struct parsed parse_create(int argc, char **argv, bool interleave)
+{
+	struct parsed p = {0};
+	reset_flags();
+	p.ret = flags_parse(create_flags, ARRAY_SIZE(create_flags), argc, argv, interleave, p.pos,
+			    ARRAY_SIZE(p.pos), &p.n, &p.err);
+	return p;
+}
+
 UNIT_TEST(test_flags_accept_equals_space_and_single_dash)
 {
-	reset_flags();
 	char *argv[] = {"--bundle=/b", "-pid-file", "/p", "--no-pivot", "c1"};
-	char *pos[4];
-	size_t n;
-	struct perr err = {0};
-	UNIT_ASSERT_EQ(
-	    flags_parse(create_flags, ARRAY_SIZE(create_flags), 5, argv, true, pos, 4, &n, &err),
-	    0);
+	struct parsed p = parse_create(ARRAY_SIZE(argv), argv, true);
+	UNIT_ASSERT_EQ(p.ret, 0);
 	UNIT_ASSERT_STREQ(create_flags[0].value, "/b");
 	UNIT_ASSERT_STREQ(create_flags[1].value, "/p");
 	UNIT_ASSERT(create_flags[2].set);
-	UNIT_ASSERT_EQ(n, 1);
-	UNIT_ASSERT_STREQ(pos[0], "c1");
+	UNIT_ASSERT_EQ(p.n, 1);
+	UNIT_ASSERT_STREQ(p.pos[0], "c1");
 }
 
 UNIT_TEST(test_flags_short_names_and_repeats)
 {
-	reset_flags();
 	char *argv[] = {"-b", "/x", "-e", "A=1", "--env=B=2", "id"};
-	char *pos[4];
-	size_t n;
-	struct perr err = {0};
-	UNIT_ASSERT_EQ(
-	    flags_parse(create_flags, ARRAY_SIZE(create_flags), 6, argv, true, pos, 4, &n, &err),
-	    0);
+	struct parsed p = parse_create(ARRAY_SIZE(argv), argv, true);
+	UNIT_ASSERT_EQ(p.ret, 0);
 	UNIT_ASSERT_STREQ(create_flags[0].value, "/x");
 	UNIT_ASSERT_EQ(create_flags[3].n_values, 2);
 	UNIT_ASSERT_STREQ(create_flags[3].values[0], "A=1");
@@ -68,89 +76,60 @@ UNIT_TEST(test_flags_short_names_and_repeats)
 
 UNIT_TEST(test_flags_interleaved_after_the_id)
 {
-	reset_flags();
 	char *argv[] = {"c1", "--no-pivot"};
-	char *pos[4];
-	size_t n;
-	struct perr err = {0};
-	UNIT_ASSERT_EQ(
-	    flags_parse(create_flags, ARRAY_SIZE(create_flags), 2, argv, true, pos, 4, &n, &err),
-	    0);
+	struct parsed p = parse_create(ARRAY_SIZE(argv), argv, true);
+	UNIT_ASSERT_EQ(p.ret, 0);
 	UNIT_ASSERT(create_flags[2].set);
-	UNIT_ASSERT_EQ(n, 1);
+	UNIT_ASSERT_EQ(p.n, 1);
 }
 
 UNIT_TEST(test_flags_stop_at_first_argument_for_exec)
 {
-	reset_flags();
 	char *argv[] = {"c1", "sh", "-c", "--no-pivot"};
-	char *pos[8];
-	size_t n;
-	struct perr err = {0};
-	UNIT_ASSERT_EQ(
-	    flags_parse(create_flags, ARRAY_SIZE(create_flags), 4, argv, false, pos, 8, &n, &err),
-	    0);
+	struct parsed p = parse_create(ARRAY_SIZE(argv), argv, false);
+	UNIT_ASSERT_EQ(p.ret, 0);
 	UNIT_ASSERT(!create_flags[2].set);
-	UNIT_ASSERT_EQ(n, 4);
-	UNIT_ASSERT_STREQ(pos[2], "-c");
+	UNIT_ASSERT_EQ(p.n, 4);
+	UNIT_ASSERT_STREQ(p.pos[2], "-c");
 }
 
 UNIT_TEST(test_flags_double_dash_ends_flags)
 {
-	reset_flags();
 	char *argv[] = {"--", "-b"};
-	char *pos[4];
-	size_t n;
-	struct perr err = {0};
-	UNIT_ASSERT_EQ(
-	    flags_parse(create_flags, ARRAY_SIZE(create_flags), 2, argv, true, pos, 4, &n, &err),
-	    0);
-	UNIT_ASSERT_EQ(n, 1);
-	UNIT_ASSERT_STREQ(pos[0], "-b");
+	struct parsed p = parse_create(ARRAY_SIZE(argv), argv, true);
+	UNIT_ASSERT_EQ(p.ret, 0);
+	UNIT_ASSERT_EQ(p.n, 1);
+	UNIT_ASSERT_STREQ(p.pos[0], "-b");
 }
 
 UNIT_TEST(test_flags_reject_unknown_and_missing_value)
 {
-	reset_flags();
-	char *pos[4];
-	size_t n;
-	struct perr err = {0};
 	char *unknown[] = {"--nope", "c1"};
-	UNIT_ASSERT_EQ(
-	    flags_parse(create_flags, ARRAY_SIZE(create_flags), 2, unknown, true, pos, 4, &n, &err),
-	    -EINVAL);
-	UNIT_ASSERT_CONTAINS(err.msg, "flag provided but not defined: -nope");
+	struct parsed p = parse_create(ARRAY_SIZE(unknown), unknown, true);
+	UNIT_ASSERT_EQ(p.ret, -EINVAL);
+	UNIT_ASSERT_CONTAINS(p.err.msg, "flag provided but not defined: -nope");
 	char *missing[] = {"--bundle"};
-	UNIT_ASSERT_EQ(
-	    flags_parse(create_flags, ARRAY_SIZE(create_flags), 1, missing, true, pos, 4, &n, &err),
-	    -EINVAL);
-	UNIT_ASSERT_CONTAINS(err.msg, "flag needs an argument: --bundle");
+	p = parse_create(ARRAY_SIZE(missing), missing, true);
+	UNIT_ASSERT_EQ(p.ret, -EINVAL);
+	UNIT_ASSERT_CONTAINS(p.err.msg, "flag needs an argument: --bundle");
 }
 
 UNIT_TEST(test_flags_boolean_values_and_optional_value)
 {
-	reset_flags();
 	char *argv[] = {"--no-pivot=false", "--rootless", "x"};
-	char *pos[4];
-	size_t n;
-	struct perr err = {0};
-	UNIT_ASSERT_EQ(
-	    flags_parse(create_flags, ARRAY_SIZE(create_flags), 3, argv, true, pos, 4, &n, &err),
-	    0);
+	struct parsed p = parse_create(ARRAY_SIZE(argv), argv, true);
+	UNIT_ASSERT_EQ(p.ret, 0);
 	UNIT_ASSERT(!create_flags[2].set);
 	UNIT_ASSERT(create_flags[4].set);
 	UNIT_ASSERT(create_flags[4].value == NULL);
-	UNIT_ASSERT_STREQ(pos[0], "x"); /* an optional value never takes the next word */
-	reset_flags();
+	UNIT_ASSERT_STREQ(p.pos[0], "x"); /* an optional value never takes the next word */
 	char *auto_argv[] = {"--rootless=auto"};
-	UNIT_ASSERT_EQ(flags_parse(create_flags, ARRAY_SIZE(create_flags), 1, auto_argv, true, pos,
-				   4, &n, &err),
-		       0);
+	p = parse_create(ARRAY_SIZE(auto_argv), auto_argv, true);
+	UNIT_ASSERT_EQ(p.ret, 0);
 	UNIT_ASSERT_STREQ(create_flags[4].value, "auto");
 	char *bad[] = {"--no-pivot=maybe"};
-	UNIT_ASSERT_EQ(
-	    flags_parse(create_flags, ARRAY_SIZE(create_flags), 1, bad, true, pos, 4, &n, &err),
-	    -EINVAL);
+	p = parse_create(ARRAY_SIZE(bad), bad, true);
+	UNIT_ASSERT_EQ(p.ret, -EINVAL);
 }
 
 UNIT_TEST(test_id_validation_follows_runc)

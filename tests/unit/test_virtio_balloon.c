@@ -4,10 +4,7 @@
  * session whose backend drives the device.
  */
 #include <errno.h>
-#include <sys/epoll.h>
 #include <sys/mman.h>
-#include <sys/timerfd.h>
-#include <time.h>
 #include <unistd.h>
 #include <yajl/yajl_tree.h>
 
@@ -22,7 +19,6 @@
 #include "unit.h"
 #include "virtio_fake_guest.h"
 
-#define BASE	     0xd0000000ull
 #define RAM_SIZE     (4u << 20)
 #define PAGE	     4096u
 #define INFLATE_RING (FAKE_RAM_GPA + 0x1000)
@@ -51,12 +47,6 @@ struct fixture {
 
 static struct fixture fx;
 
-static void test_irq(void *opaque, unsigned gsi)
-{
-	(void)gsi;
-	((struct fixture *)opaque)->irqs++;
-}
-
 static void on_change(void *opaque, uint64_t actual_bytes)
 {
 	struct fixture *f = opaque;
@@ -66,63 +56,20 @@ static void on_change(void *opaque, uint64_t actual_bytes)
 
 static uint32_t rd(uint64_t off)
 {
-	uint32_t v = 0;
-	bus_read(&fx.bus, BASE + off, &v, 4);
-	return v;
+	return fake_mmio_read(&fx.bus, off);
 }
 
 static void wr(uint64_t off, uint32_t v)
 {
-	bus_write(&fx.bus, BASE + off, &v, 4);
-}
-
-static void loop_stop_cb(void *opaque, uint32_t events)
-{
-	(void)events;
-	eventloop_stop(opaque);
-}
-
-static void run_loop_ms(unsigned ms)
-{
-	int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-	struct itimerspec its = {
-	    .it_value = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L}};
-	timerfd_settime(tfd, 0, &its, NULL);
-	eventloop_add(fx.loop, tfd, EPOLLIN, loop_stop_cb, fx.loop);
-	eventloop_run(fx.loop);
-	eventloop_remove(fx.loop, tfd);
-	close(tfd);
-}
-
-static void setup_queue(unsigned index, struct fake_vring *vr, uint64_t ring)
-{
-	fake_vring_init(vr, &fx.g, QSIZE, ring);
-	wr(0x030, index);
-	wr(0x038, QSIZE);
-	wr(0x080, (uint32_t)vr->desc);
-	wr(0x090, (uint32_t)vr->avail);
-	wr(0x0a0, (uint32_t)vr->used);
-	wr(0x044, 1);
+	fake_mmio_write(&fx.bus, off, v);
 }
 
 static void driver_init(void)
 {
-	wr(0x070, 0);
-	wr(0x070, 1);
-	wr(0x070, 3);
-	wr(0x014, 0);
-	uint64_t f = rd(0x010);
-	wr(0x014, 1);
-	f |= (uint64_t)rd(0x010) << 32;
-	fx.offered = f;
-	wr(0x024, 0);
-	wr(0x020, (uint32_t)f);
-	wr(0x024, 1);
-	wr(0x020, (uint32_t)(f >> 32));
-	wr(0x070, 11);
-	setup_queue(0, &fx.inflate, INFLATE_RING);
-	setup_queue(1, &fx.deflate, DEFLATE_RING);
-	wr(0x070, 15);
+	fx.offered = fake_mmio_negotiate(&fx.bus, ~0ull);
+	fake_mmio_setup_queue(&fx.bus, 0, &fx.inflate, &fx.g, QSIZE, INFLATE_RING);
+	fake_mmio_setup_queue(&fx.bus, 1, &fx.deflate, &fx.g, QSIZE, DEFLATE_RING);
+	fake_mmio_driver_ok(&fx.bus);
 }
 
 /* RAM from mmap, page-aligned as a VM's is (calloc'ed RAM is not). */
@@ -151,17 +98,7 @@ static int fixture_setup(bool deflate_on_oom, bool shared_ram, bool with_loop)
 	if (virtio_balloon_create(&cfg, RAM_SIZE, &fx.dev, &err) < 0)
 		return -1;
 	virtio_balloon_set_change_hook(fx.dev, on_change, &fx);
-	struct virtio_mmio_host host = {
-	    .mem = &fx.g.mem,
-	    .mmio_bus = &fx.bus,
-	    .loop = fx.loop,
-	    .vm_fd = -1,
-	    .base = BASE,
-	    .gsi = 5,
-	    .irq_raise = test_irq,
-	    .irq_opaque = &fx,
-	};
-	if (virtio_mmio_attach(&host, fx.dev, &fx.t, &err) < 0)
+	if (fake_mmio_attach(&fx.g, &fx.bus, fx.loop, fx.dev, &fx.irqs, &fx.t, &err) < 0)
 		return -1;
 	driver_init();
 	return 0;
@@ -314,15 +251,15 @@ UNIT_TEST(test_balloon_actual_from_the_guest_is_reported_once_per_change)
 	UNIT_ASSERT_EQ(rd(CONFIG_ACTUAL), 16);
 	UNIT_ASSERT_EQ(virtio_balloon_actual_bytes(fx.dev), RAM_SIZE - 16 * PAGE);
 	UNIT_ASSERT_EQ(fx.changes, 0); /* reported on the loop */
-	run_loop_ms(20);
+	fake_run_loop_ms(fx.loop, 20);
 	UNIT_ASSERT_EQ(fx.changes, 1);
 	UNIT_ASSERT_EQ(fx.last_change, RAM_SIZE - 16 * PAGE);
 	wr(CONFIG_ACTUAL, 16); /* the same value again: no new report */
-	run_loop_ms(VIRTIO_BALLOON_EVENT_INTERVAL_MS + 100);
+	fake_run_loop_ms(fx.loop, VIRTIO_BALLOON_EVENT_INTERVAL_MS + 100);
 	UNIT_ASSERT_EQ(fx.changes, 1);
 	/* A guest claiming more than RAM cannot make actual negative. */
 	wr(CONFIG_ACTUAL, 0xffffffffu);
-	run_loop_ms(20);
+	fake_run_loop_ms(fx.loop, 20);
 	UNIT_ASSERT_EQ(fx.changes, 2);
 	UNIT_ASSERT_EQ(fx.last_change, 0);
 	fixture_teardown();
@@ -335,16 +272,16 @@ UNIT_TEST(test_balloon_change_reports_are_rate_limited_to_the_latest_value)
 	UNIT_ASSERT_EQ(fixture_setup(false, false, true), 0);
 	for (uint32_t pages = 32; pages <= 32 * 8; pages += 32) {
 		wr(CONFIG_ACTUAL, pages);
-		run_loop_ms(5);
+		fake_run_loop_ms(fx.loop, 5);
 	}
 	UNIT_ASSERT_EQ(fx.changes, 1);
 	UNIT_ASSERT_EQ(fx.last_change, RAM_SIZE - 32 * PAGE);
-	run_loop_ms(VIRTIO_BALLOON_EVENT_INTERVAL_MS + 100);
+	fake_run_loop_ms(fx.loop, VIRTIO_BALLOON_EVENT_INTERVAL_MS + 100);
 	UNIT_ASSERT_EQ(fx.changes, 2);
 	UNIT_ASSERT_EQ(fx.last_change, RAM_SIZE - 8 * 32 * PAGE);
 	/* A reset empties the balloon. */
 	wr(0x070, 0);
-	run_loop_ms(VIRTIO_BALLOON_EVENT_INTERVAL_MS + 100);
+	fake_run_loop_ms(fx.loop, VIRTIO_BALLOON_EVENT_INTERVAL_MS + 100);
 	UNIT_ASSERT_EQ(fx.changes, 3);
 	UNIT_ASSERT_EQ(fx.last_change, RAM_SIZE);
 	UNIT_ASSERT_EQ(rd(CONFIG_ACTUAL), 0);
@@ -522,12 +459,20 @@ UNIT_TEST(test_qmp_balloon_change_event_carries_actual)
 	qh_init(&h, fx.dev);
 	virtio_balloon_set_change_hook(fx.dev, qh_balloon_changed, h.s);
 	wr(CONFIG_ACTUAL, 256); /* the guest inflated 1 MiB */
-	run_loop_ms(20);
+	fake_run_loop_ms(fx.loop, 20);
+	/* StratoVirt's BALLOON_CHANGED, then QEMU's BALLOON_CHANGE, one per line. */
+	char *second = strchr(h.out, '\n');
+	UNIT_ASSERT(second != NULL);
+	*second++ = '\0';
 	yajl_tree_free(h.msg);
 	h.msg = yajl_tree_parse(h.out, NULL, 0);
-	UNIT_ASSERT_STREQ(jstr(h.msg, "event", NULL), "BALLOON_CHANGE");
+	UNIT_ASSERT_STREQ(jstr(h.msg, "event", NULL), "BALLOON_CHANGED");
 	UNIT_ASSERT_EQ(jint(h.msg, "data", "actual"), RAM_SIZE - (1 << 20));
 	UNIT_ASSERT(jint(h.msg, "timestamp", "seconds") > 0);
+	yajl_tree_free(h.msg);
+	h.msg = yajl_tree_parse(second, NULL, 0);
+	UNIT_ASSERT_STREQ(jstr(h.msg, "event", NULL), "BALLOON_CHANGE");
+	UNIT_ASSERT_EQ(jint(h.msg, "data", "actual"), RAM_SIZE - (1 << 20));
 	qh_fini(&h);
 	fixture_teardown();
 }

@@ -12,7 +12,6 @@
 #include "unit.h"
 #include "virtio_fake_guest.h"
 
-#define BASE	   0xd0000000ull
 #define RAM_SIZE   (4u << 20)
 #define RING_BASE  (FAKE_RAM_GPA + 0x1000)
 #define HDR	   (FAKE_RAM_GPA + 0x8000)
@@ -45,22 +44,14 @@ struct fixture {
 
 static struct fixture fx;
 
-static void test_irq(void *opaque, unsigned gsi)
-{
-	(void)gsi;
-	((struct fixture *)opaque)->irqs++;
-}
-
 static uint32_t rd(uint64_t off)
 {
-	uint32_t v = 0;
-	bus_read(&fx.bus, BASE + off, &v, 4);
-	return v;
+	return fake_mmio_read(&fx.bus, off);
 }
 
 static void wr(uint64_t off, uint32_t v)
 {
-	bus_write(&fx.bus, BASE + off, &v, 4);
+	fake_mmio_write(&fx.bus, off, v);
 }
 
 /* An image whose byte i is (i * 7) & 0xff, so every sector is distinct;
@@ -104,27 +95,9 @@ static int read_image(uint64_t off, void *buf, size_t len)
 /* Linux's probe sequence (§3.1.1), accepting every offered feature. */
 static void driver_init(void)
 {
-	wr(0x070, 0);
-	wr(0x070, 1);
-	wr(0x070, 3);
-	wr(0x014, 0);
-	uint64_t f = rd(0x010);
-	wr(0x014, 1);
-	f |= (uint64_t)rd(0x010) << 32;
-	fx.offered = f;
-	wr(0x024, 0);
-	wr(0x020, (uint32_t)f);
-	wr(0x024, 1);
-	wr(0x020, (uint32_t)(f >> 32));
-	wr(0x070, 11);
-	fake_vring_init(&fx.vr, &fx.g, QSIZE, RING_BASE);
-	wr(0x030, 0);
-	wr(0x038, QSIZE);
-	wr(0x080, (uint32_t)fx.vr.desc);
-	wr(0x090, (uint32_t)fx.vr.avail);
-	wr(0x0a0, (uint32_t)fx.vr.used);
-	wr(0x044, 1);
-	wr(0x070, 15);
+	fx.offered = fake_mmio_negotiate(&fx.bus, ~0ull);
+	fake_mmio_setup_queue(&fx.bus, 0, &fx.vr, &fx.g, QSIZE, RING_BASE);
+	fake_mmio_driver_ok(&fx.bus);
 }
 
 static int fixture_setup_drive(struct vmm_drive *drive, const char *serial, struct perr *err)
@@ -152,16 +125,7 @@ static int fixture_setup_drive(struct vmm_drive *drive, const char *serial, stru
 	int ret = virtio_blk_create(drive, &dev, &vdev, err);
 	if (ret < 0)
 		return ret;
-	struct virtio_mmio_host host = {
-	    .mem = &fx.g.mem,
-	    .mmio_bus = &fx.bus,
-	    .vm_fd = -1,
-	    .base = BASE,
-	    .gsi = 5,
-	    .irq_raise = test_irq,
-	    .irq_opaque = &fx,
-	};
-	ret = virtio_mmio_attach(&host, vdev, &fx.t, err);
+	ret = fake_mmio_attach(&fx.g, &fx.bus, NULL, vdev, &fx.irqs, &fx.t, err);
 	if (ret < 0)
 		return ret;
 	driver_init();

@@ -2,12 +2,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/timerfd.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "../../common/log.h"
@@ -20,7 +17,6 @@
 #include "unit.h"
 #include "virtio_fake_guest.h"
 
-#define BASE	 0xd0000000ull
 #define RAM_SIZE (1u << 20)
 #define RX_RING	 (FAKE_RAM_GPA + 0x1000)
 #define TX_RING	 (FAKE_RAM_GPA + 0x4000)
@@ -42,64 +38,12 @@ struct fixture {
 
 static struct fixture fx;
 
-static void test_irq(void *opaque, unsigned gsi)
-{
-	(void)gsi;
-	((struct fixture *)opaque)->irqs++;
-}
-
-static uint32_t rd(uint64_t off)
-{
-	uint32_t v = 0;
-	bus_read(&fx.bus, BASE + off, &v, 4);
-	return v;
-}
-
-static void wr(uint64_t off, uint32_t v)
-{
-	bus_write(&fx.bus, BASE + off, &v, 4);
-}
-
-static void loop_stop_cb(void *opaque, uint32_t events)
-{
-	(void)events;
-	eventloop_stop(opaque);
-}
-
-static void run_loop_ms(unsigned ms)
-{
-	int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-	struct itimerspec its = {
-	    .it_value = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L}};
-	timerfd_settime(tfd, 0, &its, NULL);
-	eventloop_add(fx.loop, tfd, EPOLLIN, loop_stop_cb, fx.loop);
-	eventloop_run(fx.loop);
-	eventloop_remove(fx.loop, tfd);
-	close(tfd);
-}
-
-static void setup_queue(unsigned index, struct fake_vring *vr, uint64_t ring)
-{
-	fake_vring_init(vr, &fx.g, QSIZE, ring);
-	wr(0x030, index);
-	wr(0x038, QSIZE);
-	wr(0x080, (uint32_t)vr->desc);
-	wr(0x090, (uint32_t)vr->avail);
-	wr(0x0a0, (uint32_t)vr->used);
-	wr(0x044, 1);
-}
-
 static void driver_init(void)
 {
-	wr(0x070, 0);
-	wr(0x070, 1);
-	wr(0x070, 3);
-	wr(0x024, 1);
-	wr(0x020, 1); /* VIRTIO_F_VERSION_1 */
-	wr(0x070, 11);
-	setup_queue(0, &fx.rx, RX_RING);
-	setup_queue(1, &fx.tx, TX_RING);
-	wr(0x070, 15);
+	fake_mmio_negotiate(&fx.bus, VIRTIO_BIT(VIRTIO_F_VERSION_1));
+	fake_mmio_setup_queue(&fx.bus, 0, &fx.rx, &fx.g, QSIZE, RX_RING);
+	fake_mmio_setup_queue(&fx.bus, 1, &fx.tx, &fx.g, QSIZE, TX_RING);
+	fake_mmio_driver_ok(&fx.bus);
 }
 
 static int fixture_setup(bool init_driver)
@@ -127,7 +71,7 @@ static int fixture_setup(bool init_driver)
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", fx.path);
 	if (connect(fx.client, (struct sockaddr *)&sa, sizeof(sa)) < 0)
 		return -1;
-	run_loop_ms(20); /* accept */
+	fake_run_loop_ms(fx.loop, 20); /* accept */
 
 	struct vmm_virtio_serial ser = {.present = true, .console_present = true};
 	snprintf(ser.console_id, sizeof(ser.console_id), "console0");
@@ -135,17 +79,7 @@ static int fixture_setup(bool init_driver)
 	struct virtio_dev *vdev;
 	if (virtio_console_create(&ser, fx.chr, &vdev, &err) < 0)
 		return -1;
-	struct virtio_mmio_host host = {
-	    .mem = &fx.g.mem,
-	    .mmio_bus = &fx.bus,
-	    .loop = fx.loop,
-	    .vm_fd = -1,
-	    .base = BASE,
-	    .gsi = 5,
-	    .irq_raise = test_irq,
-	    .irq_opaque = &fx,
-	};
-	if (virtio_mmio_attach(&host, vdev, &fx.t, &err) < 0)
+	if (fake_mmio_attach(&fx.g, &fx.bus, fx.loop, vdev, &fx.irqs, &fx.t, &err) < 0)
 		return -1;
 	if (init_driver)
 		driver_init();
@@ -169,7 +103,7 @@ static void post_rx(unsigned slot, uint32_t len)
 	memset(fake_ptr(&fx.g, RX_DATA + slot * 0x1000ull), 0, len);
 	fake_desc(&fx.rx, slot, RX_DATA + slot * 0x1000ull, len, VIRTQ_DESC_F_WRITE, 0);
 	fake_avail_push(&fx.rx, (uint16_t)slot);
-	wr(0x050, 0);
+	fake_mmio_write(&fx.bus, 0x050, 0);
 }
 
 static void send_tx(unsigned slot, const char *text)
@@ -178,7 +112,7 @@ static void send_tx(unsigned slot, const char *text)
 	memcpy(fake_ptr(&fx.g, TX_DATA + slot * 0x1000ull), text, len);
 	fake_desc(&fx.tx, slot, TX_DATA + slot * 0x1000ull, (uint32_t)len, 0, 0);
 	fake_avail_push(&fx.tx, (uint16_t)slot);
-	wr(0x050, 1);
+	fake_mmio_write(&fx.bus, 0x050, 1);
 }
 
 /* What the host side of the socket received within the timeout. */
@@ -199,12 +133,13 @@ static size_t client_read(char *buf, size_t cap, int timeout_ms)
 UNIT_TEST(test_console_is_device_3_with_two_queues_and_no_multiport)
 {
 	UNIT_ASSERT_EQ(fixture_setup(true), 0);
-	UNIT_ASSERT_EQ(rd(0x008), 3);
-	wr(0x014, 0);
-	UNIT_ASSERT_EQ(rd(0x010) & 2, 0); /* VIRTIO_CONSOLE_F_MULTIPORT not offered */
-	UNIT_ASSERT_EQ(rd(0x070), 15);
-	wr(0x030, 2);
-	UNIT_ASSERT_EQ(rd(0x034), 0);
+	UNIT_ASSERT_EQ(fake_mmio_read(&fx.bus, 0x008), 3);
+	fake_mmio_write(&fx.bus, 0x014, 0);
+	UNIT_ASSERT_EQ(fake_mmio_read(&fx.bus, 0x010) & 2,
+		       0); /* VIRTIO_CONSOLE_F_MULTIPORT not offered */
+	UNIT_ASSERT_EQ(fake_mmio_read(&fx.bus, 0x070), 15);
+	fake_mmio_write(&fx.bus, 0x030, 2);
+	UNIT_ASSERT_EQ(fake_mmio_read(&fx.bus, 0x034), 0);
 	fixture_teardown();
 }
 
@@ -212,14 +147,14 @@ UNIT_TEST(test_console_guest_output_reaches_the_chardev)
 {
 	UNIT_ASSERT_EQ(fixture_setup(true), 0);
 	send_tx(0, "hello from hvc0\n");
-	run_loop_ms(30);
+	fake_run_loop_ms(fx.loop, 30);
 	UNIT_ASSERT_EQ(fake_used_idx(&fx.tx), 1);
 	UNIT_ASSERT_EQ(fake_used_len(&fx.tx, 0), 0);
 	char buf[64] = {0};
 	UNIT_ASSERT_EQ(client_read(buf, sizeof(buf) - 1, 500), 16);
 	UNIT_ASSERT_STREQ(buf, "hello from hvc0\n");
 	send_tx(1, "second");
-	run_loop_ms(30);
+	fake_run_loop_ms(fx.loop, 30);
 	memset(buf, 0, sizeof(buf));
 	UNIT_ASSERT_EQ(client_read(buf, sizeof(buf) - 1, 500), 6);
 	UNIT_ASSERT_STREQ(buf, "second");
@@ -231,10 +166,10 @@ UNIT_TEST(test_console_host_input_fills_guest_receive_buffers)
 	UNIT_ASSERT_EQ(fixture_setup(true), 0);
 	post_rx(0, 8);
 	post_rx(1, 8);
-	run_loop_ms(10);
+	fake_run_loop_ms(fx.loop, 10);
 	UNIT_ASSERT_EQ(fake_used_idx(&fx.rx), 0); /* nothing to give yet */
 	UNIT_ASSERT_EQ(write(fx.client, "0123456789AB", 12), 12);
-	run_loop_ms(50);
+	fake_run_loop_ms(fx.loop, 50);
 	UNIT_ASSERT_EQ(fake_used_idx(&fx.rx), 2);
 	UNIT_ASSERT_EQ(fake_used_len(&fx.rx, 0), 8);
 	UNIT_ASSERT_EQ(fake_used_len(&fx.rx, 1), 4);
@@ -248,11 +183,11 @@ UNIT_TEST(test_console_input_before_the_driver_is_kept_until_buffers_arrive)
 {
 	UNIT_ASSERT_EQ(fixture_setup(false), 0);
 	UNIT_ASSERT_EQ(write(fx.client, "early\n", 6), 6);
-	run_loop_ms(30);
+	fake_run_loop_ms(fx.loop, 30);
 	driver_init();
-	run_loop_ms(20);
+	fake_run_loop_ms(fx.loop, 20);
 	post_rx(0, 64);
-	run_loop_ms(30);
+	fake_run_loop_ms(fx.loop, 30);
 	UNIT_ASSERT_EQ(fake_used_idx(&fx.rx), 1);
 	UNIT_ASSERT_EQ(fake_used_len(&fx.rx, 0), 6);
 	UNIT_ASSERT(memcmp(fake_ptr(&fx.g, RX_DATA), "early\n", 6) == 0);
@@ -277,12 +212,12 @@ UNIT_TEST(test_console_flow_control_loses_no_input)
 			if (n > 0)
 				written += (size_t)n;
 		}
-		run_loop_ms(5);
+		fake_run_loop_ms(fx.loop, 5);
 		/* One receive buffer per round, reused once the device returned it. */
 		unsigned slot = (unsigned)(round % QSIZE);
 		if (fake_used_idx(&fx.rx) == (uint16_t)(fx.rx.avail_idx))
 			post_rx(slot, CHUNK);
-		run_loop_ms(5);
+		fake_run_loop_ms(fx.loop, 5);
 		while (seen != fake_used_idx(&fx.rx)) {
 			uint32_t id = fake_used_id(&fx.rx, seen);
 			uint32_t len = fake_used_len(&fx.rx, seen);
@@ -314,14 +249,14 @@ UNIT_TEST(test_console_full_input_buffer_does_not_spin)
 	int fl = fcntl(fx.client, F_GETFL);
 	fcntl(fx.client, F_SETFL, fl | O_NONBLOCK);
 	UNIT_ASSERT(write(fx.client, junk, sizeof(junk)) > VIRTIO_CONSOLE_RX_BUFFER);
-	run_loop_ms(20);
+	fake_run_loop_ms(fx.loop, 20);
 	double start = cpu_seconds();
-	run_loop_ms(500);
+	fake_run_loop_ms(fx.loop, 500);
 	double used = cpu_seconds() - start;
 	UNIT_ASSERT(used < 0.1);
 	UNIT_ASSERT_EQ(fake_used_idx(&fx.rx), 0);
 	post_rx(0, 16);
-	run_loop_ms(20);
+	fake_run_loop_ms(fx.loop, 20);
 	UNIT_ASSERT_EQ(fake_used_idx(&fx.rx), 1);
 	UNIT_ASSERT_EQ(fake_used_len(&fx.rx, 0), 16);
 	fixture_teardown();

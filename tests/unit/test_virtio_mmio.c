@@ -11,7 +11,6 @@
 #include "unit.h"
 #include "virtio_fake_guest.h"
 
-#define BASE	  0xd0000000ull
 #define RAM_SIZE  (1u << 20)
 #define RING_BASE (FAKE_RAM_GPA + 0x1000)
 #define DATA	  (FAKE_RAM_GPA + 0x10000)
@@ -143,12 +142,6 @@ struct fixture {
 
 static struct fixture fx;
 
-static void test_irq(void *opaque, unsigned gsi)
-{
-	(void)gsi;
-	((struct fixture *)opaque)->irqs++;
-}
-
 static int fixture_setup_loop(struct eventloop *loop)
 {
 	static bool quiet;
@@ -165,18 +158,8 @@ static int fixture_setup_loop(struct eventloop *loop)
 	fx.dev->vdev.ops = &test_ops;
 	fx.dev->destroyed = &fx.destroyed;
 	snprintf(fx.dev->vdev.id, sizeof(fx.dev->vdev.id), "virtio-test t0");
-	struct virtio_mmio_host host = {
-	    .mem = &fx.g.mem,
-	    .mmio_bus = &fx.bus,
-	    .loop = loop,
-	    .vm_fd = -1,
-	    .base = BASE,
-	    .gsi = 5,
-	    .irq_raise = test_irq,
-	    .irq_opaque = &fx,
-	};
 	struct perr err = {0};
-	return virtio_mmio_attach(&host, &fx.dev->vdev, &fx.t, &err);
+	return fake_mmio_attach(&fx.g, &fx.bus, loop, &fx.dev->vdev, &fx.irqs, &fx.t, &err);
 }
 
 static int fixture_setup(void)
@@ -194,14 +177,12 @@ static void fixture_teardown(void)
 
 static uint32_t rd(uint64_t off)
 {
-	uint32_t v = 0;
-	bus_read(&fx.bus, BASE + off, &v, 4);
-	return v;
+	return fake_mmio_read(&fx.bus, off);
 }
 
 static void wr(uint64_t off, uint32_t v)
 {
-	bus_write(&fx.bus, BASE + off, &v, 4);
+	fake_mmio_write(&fx.bus, off, v);
 }
 
 static void write_driver_features(uint64_t f)
@@ -212,20 +193,6 @@ static void write_driver_features(uint64_t f)
 	wr(R_DRV_FEAT, (uint32_t)(f >> 32));
 }
 
-static void setup_queue(unsigned q, struct fake_vring *vr, uint16_t size, uint64_t base)
-{
-	fake_vring_init(vr, &fx.g, size, base);
-	wr(R_QUEUE_SEL, q);
-	wr(R_QUEUE_NUM, size);
-	wr(R_DESC_LO, (uint32_t)vr->desc);
-	wr(R_DESC_HI, (uint32_t)(vr->desc >> 32));
-	wr(R_DRIVER_LO, (uint32_t)vr->avail);
-	wr(R_DRIVER_HI, (uint32_t)(vr->avail >> 32));
-	wr(R_DEVICE_LO, (uint32_t)vr->used);
-	wr(R_DEVICE_HI, (uint32_t)(vr->used >> 32));
-	wr(R_QUEUE_READY, 1);
-}
-
 /* The Linux driver's sequence (§3.1.1), with queue 0 set up. */
 static void driver_init(uint64_t features)
 {
@@ -234,7 +201,7 @@ static void driver_init(uint64_t features)
 	wr(R_STATUS, S_ACK | S_DRIVER);
 	write_driver_features(features);
 	wr(R_STATUS, S_ACK | S_DRIVER | S_FEATURES_OK);
-	setup_queue(0, &fx.vr, QMAX, RING_BASE);
+	fake_mmio_setup_queue(&fx.bus, 0, &fx.vr, &fx.g, QMAX, RING_BASE);
 	wr(R_STATUS, S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK);
 }
 
@@ -352,7 +319,7 @@ UNIT_TEST(test_mmio_queue_sel_beyond_num_queues_is_inert)
 	wr(R_QUEUE_SEL, 0xffffffff);
 	UNIT_ASSERT_EQ(rd(R_QUEUE_NUM_MAX), 0);
 	struct fake_vring vr;
-	setup_queue(7, &vr, QMAX, RING_BASE);
+	fake_mmio_setup_queue(&fx.bus, 7, &vr, &fx.g, QMAX, RING_BASE);
 	UNIT_ASSERT_EQ(rd(R_QUEUE_READY), 0);
 	/* Notifying it does nothing either. */
 	wr(R_STATUS, S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK);
@@ -369,7 +336,7 @@ UNIT_TEST(test_mmio_queue_ready_refuses_bad_size)
 	wr(R_STATUS, S_ACK | S_DRIVER);
 	write_driver_features(V1);
 	wr(R_STATUS, S_ACK | S_DRIVER | S_FEATURES_OK);
-	setup_queue(0, &fx.vr, 12, RING_BASE); /* not a power of 2 */
+	fake_mmio_setup_queue(&fx.bus, 0, &fx.vr, &fx.g, 12, RING_BASE); /* not a power of 2 */
 	UNIT_ASSERT_EQ(rd(R_QUEUE_READY), 0);
 	UNIT_ASSERT(rd(R_STATUS) & 64);
 	wr(R_STATUS, 0);
@@ -405,7 +372,7 @@ UNIT_TEST(test_mmio_queue_layout_is_frozen_outside_setup)
 	wr(R_STATUS, S_ACK);
 	wr(R_STATUS, S_ACK | S_DRIVER);
 	struct fake_vring vr;
-	setup_queue(0, &vr, QMAX, RING_BASE);
+	fake_mmio_setup_queue(&fx.bus, 0, &vr, &fx.g, QMAX, RING_BASE);
 	UNIT_ASSERT_EQ(rd(R_QUEUE_READY), 0);
 	fixture_teardown();
 
@@ -413,7 +380,7 @@ UNIT_TEST(test_mmio_queue_layout_is_frozen_outside_setup)
 	driver_init(V1);
 	UNIT_ASSERT_EQ(rd(R_QUEUE_READY), 1);
 	/* After DRIVER_OK: a second queue cannot be brought up. */
-	setup_queue(1, &vr, QMAX, RING_BASE + 0x2000);
+	fake_mmio_setup_queue(&fx.bus, 1, &vr, &fx.g, QMAX, RING_BASE + 0x2000);
 	UNIT_ASSERT_EQ(rd(R_QUEUE_READY), 0);
 	fixture_teardown();
 }
@@ -422,17 +389,17 @@ UNIT_TEST(test_mmio_rejects_wrong_width_accesses)
 {
 	UNIT_ASSERT_EQ(fixture_setup(), 0);
 	uint16_t v16 = 0xabcd;
-	bus_read(&fx.bus, BASE + R_MAGIC, &v16, 2);
+	bus_read(&fx.bus, FAKE_MMIO_BASE + R_MAGIC, &v16, 2);
 	UNIT_ASSERT_EQ(v16, 0);
 	uint8_t v8 = S_ACK;
-	bus_write(&fx.bus, BASE + R_STATUS, &v8, 1);
+	bus_write(&fx.bus, FAKE_MMIO_BASE + R_STATUS, &v8, 1);
 	UNIT_ASSERT_EQ(rd(R_STATUS), 0);
 	uint64_t v64 = S_ACK;
-	bus_write(&fx.bus, BASE + R_STATUS, &v64, 8);
+	bus_write(&fx.bus, FAKE_MMIO_BASE + R_STATUS, &v64, 8);
 	UNIT_ASSERT_EQ(rd(R_STATUS), 0);
 	/* Misaligned 32-bit access. */
 	uint32_t v32 = 0;
-	bus_read(&fx.bus, BASE + R_MAGIC + 2, &v32, 4);
+	bus_read(&fx.bus, FAKE_MMIO_BASE + R_MAGIC + 2, &v32, 4);
 	UNIT_ASSERT_EQ(v32, 0);
 	fixture_teardown();
 }
@@ -442,23 +409,23 @@ UNIT_TEST(test_mmio_config_space_is_bounds_checked)
 	UNIT_ASSERT_EQ(fixture_setup(), 0);
 	memcpy(fx.dev->config, "\x01\x02\x03\x04\x05\x06\x07\x08", 8);
 	uint32_t v32 = 0;
-	bus_read(&fx.bus, BASE + R_CONFIG + 4, &v32, 4);
+	bus_read(&fx.bus, FAKE_MMIO_BASE + R_CONFIG + 4, &v32, 4);
 	UNIT_ASSERT_EQ(v32, 0x08070605);
 	uint8_t v8 = 0;
-	bus_read(&fx.bus, BASE + R_CONFIG + 7, &v8, 1);
+	bus_read(&fx.bus, FAKE_MMIO_BASE + R_CONFIG + 7, &v8, 1);
 	UNIT_ASSERT_EQ(v8, 8);
 	/* Past the end, misaligned, or 64-bit wide: reads as 0, writes ignored. */
 	v32 = 0xffffffff;
-	bus_read(&fx.bus, BASE + R_CONFIG + 8, &v32, 4);
+	bus_read(&fx.bus, FAKE_MMIO_BASE + R_CONFIG + 8, &v32, 4);
 	UNIT_ASSERT_EQ(v32, 0);
 	v32 = 0xffffffff;
-	bus_read(&fx.bus, BASE + R_CONFIG + 6, &v32, 4);
+	bus_read(&fx.bus, FAKE_MMIO_BASE + R_CONFIG + 6, &v32, 4);
 	UNIT_ASSERT_EQ(v32, 0);
 	uint64_t v64 = 1;
-	bus_read(&fx.bus, BASE + R_CONFIG, &v64, 8);
+	bus_read(&fx.bus, FAKE_MMIO_BASE + R_CONFIG, &v64, 8);
 	UNIT_ASSERT_EQ(v64, 0);
 	v32 = 0;
-	bus_write(&fx.bus, BASE + R_CONFIG + 0x1fc, &v32, 4);
+	bus_write(&fx.bus, FAKE_MMIO_BASE + R_CONFIG + 0x1fc, &v32, 4);
 	UNIT_ASSERT_EQ(fx.dev->config[0], 1);
 	fixture_teardown();
 }
@@ -563,7 +530,7 @@ UNIT_TEST(test_mmio_attach_failure_frees_device)
 	d2->destroyed = &destroyed;
 	snprintf(d2->vdev.id, sizeof(d2->vdev.id), "virtio-test t1");
 	struct virtio_mmio_host host = {
-	    .mem = &fx.g.mem, .mmio_bus = &fx.bus, .vm_fd = -1, .base = BASE + 0x100};
+	    .mem = &fx.g.mem, .mmio_bus = &fx.bus, .vm_fd = -1, .base = FAKE_MMIO_BASE + 0x100};
 	struct virtio_mmio *t2 = NULL;
 	struct perr err = {0};
 	UNIT_ASSERT_EQ(virtio_mmio_attach(&host, &d2->vdev, &t2, &err), -EBUSY);
@@ -575,7 +542,7 @@ UNIT_TEST(test_mmio_attach_failure_frees_device)
 	fx.t = NULL;
 	UNIT_ASSERT_EQ(fx.destroyed, 1);
 	/* Detach unregistered the window. */
-	UNIT_ASSERT(!bus_read(&fx.bus, BASE, &destroyed, 4));
+	UNIT_ASSERT(!bus_read(&fx.bus, FAKE_MMIO_BASE, &destroyed, 4));
 	fixture_teardown();
 }
 

@@ -53,55 +53,23 @@ struct fixture {
 
 static struct fixture fx;
 
-static void test_irq(void *opaque, unsigned gsi)
-{
-	(void)gsi;
-	((struct fixture *)opaque)->irqs++;
-}
-
 static uint32_t rd(uint64_t off)
 {
-	uint32_t v = 0;
-	bus_read(&fx.bus, BASE + off, &v, 4);
-	return v;
+	return fake_mmio_read(&fx.bus, off);
 }
 
 static void wr(uint64_t off, uint32_t v)
 {
-	bus_write(&fx.bus, BASE + off, &v, 4);
-}
-
-static void setup_queue(unsigned index, struct fake_vring *vr, uint64_t base)
-{
-	fake_vring_init(vr, &fx.g, QSIZE, base);
-	wr(0x030, index);
-	wr(0x038, QSIZE);
-	wr(0x080, (uint32_t)vr->desc);
-	wr(0x090, (uint32_t)vr->avail);
-	wr(0x0a0, (uint32_t)vr->used);
-	wr(0x044, 1);
+	fake_mmio_write(&fx.bus, off, v);
 }
 
 /* Linux's probe sequence (§3.1.1), accepting the offered features minus `drop`. */
 static void driver_init(uint64_t drop)
 {
-	wr(0x070, 0);
-	wr(0x070, 1);
-	wr(0x070, 3);
-	wr(0x014, 0);
-	uint64_t f = rd(0x010);
-	wr(0x014, 1);
-	f |= (uint64_t)rd(0x010) << 32;
-	fx.offered = f;
-	f &= ~drop;
-	wr(0x024, 0);
-	wr(0x020, (uint32_t)f);
-	wr(0x024, 1);
-	wr(0x020, (uint32_t)(f >> 32));
-	wr(0x070, 11);
-	setup_queue(0, &fx.rx, RX_RING);
-	setup_queue(1, &fx.tx, TX_RING);
-	wr(0x070, 15);
+	fx.offered = fake_mmio_negotiate(&fx.bus, ~drop);
+	fake_mmio_setup_queue(&fx.bus, 0, &fx.rx, &fx.g, QSIZE, RX_RING);
+	fake_mmio_setup_queue(&fx.bus, 1, &fx.tx, &fx.g, QSIZE, TX_RING);
+	fake_mmio_driver_ok(&fx.bus);
 }
 
 static void fixture_teardown(void)
@@ -146,17 +114,7 @@ static int fixture_setup_loop(uint64_t drop, struct eventloop *loop)
 	int ret = virtio_net_create_on_fd(sv[0], false, "sock", &dev, test_mac, &vdev, &err);
 	if (ret < 0)
 		return ret;
-	struct virtio_mmio_host host = {
-	    .mem = &fx.g.mem,
-	    .mmio_bus = &fx.bus,
-	    .loop = loop,
-	    .vm_fd = -1,
-	    .base = BASE,
-	    .gsi = 5,
-	    .irq_raise = test_irq,
-	    .irq_opaque = &fx,
-	};
-	ret = virtio_mmio_attach(&host, vdev, &fx.t, &err);
+	ret = fake_mmio_attach(&fx.g, &fx.bus, loop, vdev, &fx.irqs, &fx.t, &err);
 	if (ret < 0)
 		return ret;
 	driver_init(drop);
@@ -341,6 +299,40 @@ UNIT_TEST(test_net_rx_merges_buffers_for_a_large_frame)
 	UNIT_ASSERT_EQ(fake_used_idx(&fx.rx), 4);
 	UNIT_ASSERT_EQ(fake_used_id(&fx.rx, 3), 3);
 	UNIT_ASSERT_EQ(fake_used_len(&fx.rx, 3), HDR_LEN + 100);
+	fixture_teardown();
+}
+
+UNIT_TEST(test_net_rx_holds_a_frame_until_the_guest_gives_buffers_enough)
+{
+	/* MRG_RXBUF: a 3000-byte frame read while the ring holds 2 KiB waits for
+	 * the third buffer instead of being dropped. */
+	UNIT_ASSERT_EQ(fixture_setup(0), 0);
+	UNIT_ASSERT_EQ(peer_send_frame(3000, 5, 0), HDR_LEN + 3000);
+	UNIT_ASSERT_EQ(peer_send_frame(100, 6, 0), HDR_LEN + 100);
+	for (unsigned i = 0; i < 2; i++) {
+		struct buf b[] = {{BUFS + 0x1000ull * i, 1024, true}};
+		add_chain(&fx.rx, &fx.rx_next, b, 1);
+	}
+	wr(0x050, 0);
+	UNIT_ASSERT_EQ(fake_used_idx(&fx.rx), 0);
+	for (unsigned i = 2; i < 4; i++) {
+		struct buf b[] = {{BUFS + 0x1000ull * i, 1024, true}};
+		add_chain(&fx.rx, &fx.rx_next, b, 1);
+	}
+	wr(0x050, 0);
+	/* The held frame in three buffers, then the next frame in the fourth. */
+	UNIT_ASSERT_EQ(fake_used_idx(&fx.rx), 4);
+	UNIT_ASSERT_EQ(fake_get16(&fx.g, BUFS + 10), 3); /* num_buffers */
+	UNIT_ASSERT_EQ(fake_used_len(&fx.rx, 2), HDR_LEN + 3000 - 2048);
+	for (unsigned i = 0; i < 3000; i++) {
+		size_t off = HDR_LEN + i;
+		uint8_t got =
+		    *(uint8_t *)fake_ptr(&fx.g, BUFS + 0x1000ull * (off / 1024) + off % 1024);
+		if (got != (uint8_t)(i * 3 + 5))
+			UNIT_FAIL("byte %u differs", i);
+	}
+	UNIT_ASSERT_EQ(fake_used_len(&fx.rx, 3), HDR_LEN + 100);
+	UNIT_ASSERT_EQ(*(uint8_t *)fake_ptr(&fx.g, BUFS + 0x3000 + HDR_LEN), (uint8_t)6);
 	fixture_teardown();
 }
 
@@ -643,14 +635,263 @@ UNIT_TEST(test_net_bad_vhostfd_is_a_start_error)
 	UNIT_ASSERT_CONTAINS(err.msg, "-netdev net0: vhostfd=999: Bad file descriptor");
 }
 
-UNIT_TEST(test_net_multiqueue_is_refused)
+UNIT_TEST(test_net_queues_needs_one_fd_per_pair)
 {
-	struct vmm_netdev nd = netdev_fd(-1);
+	int sv[2];
+	UNIT_ASSERT_EQ(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv), 0);
+	struct vmm_netdev nd = netdev_fd(sv[0]);
 	nd.queues = 2;
 	struct perr err = {0};
 	struct virtio_dev *dev = NULL;
 	UNIT_ASSERT(virtio_net_create(&nd, &test_dev, "vm", &dev, &err) < 0);
-	UNIT_ASSERT_CONTAINS(err.msg, "-netdev net0: queues=2: only one queue pair");
+	UNIT_ASSERT_CONTAINS(err.msg, "-netdev net0: queues=2 needs 2 tap queue fds");
+	/* The fd was handed over and closed with the failure. */
+	UNIT_ASSERT(fcntl(sv[0], F_GETFD) < 0);
+	close(sv[1]);
+}
+
+UNIT_TEST(test_net_one_vhostfd_for_several_pairs_is_refused)
+{
+	int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+	UNIT_ASSERT(devnull >= 0);
+	struct vmm_netdev nd = netdev_fd(-1);
+	nd.queues = 2;
+	nd.vhost = true;
+	nd.vhostfd = devnull;
+	struct perr err = {0};
+	struct virtio_dev *dev = NULL;
+	UNIT_ASSERT(virtio_net_create(&nd, &test_dev, "vm", &dev, &err) < 0);
+	UNIT_ASSERT_CONTAINS(err.msg, "queues=2 needs one per queue pair");
+}
+
+/* Multiqueue (§5.1.5, §5.1.6.5.5): two pairs over two socketpairs. Queues
+ * 0/1 are pair 0, 2/3 pair 1, 4 the control queue. */
+#define MQ_PAIRS  2
+#define MQ_CTRLQ  (2 * MQ_PAIRS)
+#define F_CTRL_VQ 17
+#define F_MQ	  22
+
+struct mq_fixture {
+	struct fake_guest g;
+	struct bus bus;
+	struct virtio_mmio *t;
+	struct fake_vring vr[MQ_CTRLQ + 1];
+	unsigned next[MQ_CTRLQ + 1];
+	int peer[MQ_PAIRS];
+	int irqs;
+	uint64_t offered;
+};
+
+static struct mq_fixture mq;
+
+static void mq_driver_init(uint64_t drop)
+{
+	mq.offered = fake_mmio_negotiate(&mq.bus, ~drop);
+	bool has_mq = (mq.offered & ~drop) & (1ull << F_MQ);
+	/* Without MQ the control queue is queue 2 (§5.1.2). */
+	unsigned n = has_mq ? MQ_CTRLQ + 1 : 3;
+	for (unsigned i = 0; i < n; i++) {
+		mq.next[i] = 0;
+		fake_mmio_setup_queue(&mq.bus, i, &mq.vr[i], &mq.g, QSIZE,
+				      FAKE_RAM_GPA + 0x1000 + 0x2000ull * i);
+	}
+	fake_mmio_driver_ok(&mq.bus);
+}
+
+static int mq_setup(uint64_t drop)
+{
+	log_set_level(LOG_ERROR);
+	memset(&mq, 0, sizeof(mq));
+	if (fake_guest_init(&mq.g, RAM_SIZE) < 0)
+		return -1;
+	bus_init(&mq.bus);
+	int fds[MQ_PAIRS];
+	for (unsigned i = 0; i < MQ_PAIRS; i++) {
+		int sv[2];
+		if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) < 0)
+			return -1;
+		fds[i] = sv[0];
+		mq.peer[i] = sv[1];
+	}
+	struct vmm_net_device dev = {0};
+	snprintf(dev.id, sizeof(dev.id), "nic0");
+	snprintf(dev.netdev, sizeof(dev.netdev), "net0");
+	struct perr err = {0};
+	struct virtio_dev *vdev;
+	int ret =
+	    virtio_net_create_on_fds(fds, MQ_PAIRS, false, "sock", &dev, test_mac, &vdev, &err);
+	if (ret < 0)
+		return ret;
+	ret = fake_mmio_attach(&mq.g, &mq.bus, NULL, vdev, &mq.irqs, &mq.t, &err);
+	if (ret < 0)
+		return ret;
+	mq_driver_init(drop);
+	return 0;
+}
+
+static void mq_teardown(void)
+{
+	virtio_mmio_detach(mq.t);
+	bus_destroy(&mq.bus);
+	fake_guest_free(&mq.g);
+	for (unsigned i = 0; i < MQ_PAIRS; i++)
+		close(mq.peer[i]);
+}
+
+/* Sends one control command (readable bytes cmd[0, len), then `ack_len`
+ * writable bytes) on queue q and returns the ack byte (VIRTIO_NET_OK 0,
+ * VIRTIO_NET_ERR 1), or -1 when the device wrote none. */
+static int mq_ctrl(unsigned q, const uint8_t *cmd, uint32_t len, uint32_t ack_len)
+{
+	uint64_t cmd_gpa = BUFS + 0x40000, ack_gpa = BUFS + 0x41000;
+	if (len)
+		memcpy(fake_ptr(&mq.g, cmd_gpa), cmd, len);
+	*(uint8_t *)fake_ptr(&mq.g, ack_gpa) = 0xee;
+	struct buf b[2];
+	unsigned n = 0;
+	if (len)
+		b[n++] = (struct buf){cmd_gpa, len, false};
+	if (ack_len)
+		b[n++] = (struct buf){ack_gpa, ack_len, true};
+	uint16_t before = fake_used_idx(&mq.vr[q]);
+	add_chain(&mq.vr[q], &mq.next[q], b, n);
+	fake_mmio_write(&mq.bus, 0x050, q);
+	if (fake_used_idx(&mq.vr[q]) != (uint16_t)(before + 1))
+		return -2; /* not answered at all */
+	if (fake_used_len(&mq.vr[q], before) == 0)
+		return -1;
+	return *(uint8_t *)fake_ptr(&mq.g, ack_gpa);
+}
+
+static int mq_set_pairs(unsigned q, uint16_t pairs)
+{
+	uint8_t cmd[4] = {4, 0, (uint8_t)pairs, (uint8_t)(pairs >> 8)};
+	return mq_ctrl(q, cmd, sizeof(cmd), 1);
+}
+
+/* One frame from the host on pair p's "tap"; a receive buffer on pair p;
+ * QueueNotify; returns how many frames pair p delivered in total. */
+static uint16_t mq_rx_one(unsigned p, uint8_t seed)
+{
+	static uint8_t frame[HDR_LEN + 100];
+	memset(frame, seed, sizeof(frame));
+	memset(frame, 0, HDR_LEN);
+	if (send(mq.peer[p], frame, sizeof(frame), 0) != (ssize_t)sizeof(frame))
+		return 0xffff;
+	struct buf b[] = {{BUFS + 0x10000ull * p + 0x1000ull * mq.next[2 * p], 2048, true}};
+	add_chain(&mq.vr[2 * p], &mq.next[2 * p], b, 1);
+	fake_mmio_write(&mq.bus, 0x050, 2 * p);
+	return fake_used_idx(&mq.vr[2 * p]);
+}
+
+UNIT_TEST(test_net_mq_offers_ctrl_vq_mq_and_max_pairs)
+{
+	UNIT_ASSERT_EQ(mq_setup(0), 0);
+	UNIT_ASSERT(mq.offered & (1ull << F_CTRL_VQ));
+	UNIT_ASSERT(mq.offered & (1ull << F_MQ));
+	uint16_t max_pairs = 0;
+	bus_read(&mq.bus, BASE + 0x100 + 8, &max_pairs, 2);
+	UNIT_ASSERT_EQ(max_pairs, MQ_PAIRS);
+	/* 2 * pairs + 1 queues: the control queue exists, the one after not. */
+	fake_mmio_write(&mq.bus, 0x030, MQ_CTRLQ);
+	UNIT_ASSERT(fake_mmio_read(&mq.bus, 0x034) > 0);
+	fake_mmio_write(&mq.bus, 0x030, MQ_CTRLQ + 1);
+	UNIT_ASSERT_EQ(fake_mmio_read(&mq.bus, 0x034), 0);
+	UNIT_ASSERT_EQ(fake_mmio_read(&mq.bus, 0x070), 15);
+	mq_teardown();
+}
+
+UNIT_TEST(test_net_mq_second_pair_idle_until_vq_pairs_set)
+{
+	UNIT_ASSERT_EQ(mq_setup(0), 0);
+	/* §5.1.6.5.5: receiveq1 only before VQ_PAIRS_SET. */
+	UNIT_ASSERT_EQ(mq_rx_one(1, 0x11), 0);
+	memset(fake_ptr(&mq.g, BUFS + 0x30000), 0, HDR_LEN + 100);
+	struct buf tb[] = {{BUFS + 0x30000, HDR_LEN + 100, false}};
+	add_chain(&mq.vr[3], &mq.next[3], tb, 1);
+	fake_mmio_write(&mq.bus, 0x050, 3);
+	UNIT_ASSERT_EQ(fake_used_idx(&mq.vr[3]), 0);
+	uint8_t got[256];
+	UNIT_ASSERT_EQ(recv(mq.peer[1], got, sizeof(got), MSG_DONTWAIT), -1);
+	/* Pair 0 works meanwhile. */
+	UNIT_ASSERT_EQ(mq_rx_one(0, 0x22), 1);
+
+	UNIT_ASSERT_EQ(mq_set_pairs(MQ_CTRLQ, 2), 0); /* VIRTIO_NET_OK */
+	/* The waiting frame, then the transmit chain left in the ring. */
+	fake_mmio_write(&mq.bus, 0x050, 2);
+	UNIT_ASSERT_EQ(fake_used_idx(&mq.vr[2]), 1);
+	UNIT_ASSERT_EQ(fake_used_len(&mq.vr[2], 0), HDR_LEN + 100);
+	UNIT_ASSERT_EQ(*(uint8_t *)fake_ptr(&mq.g, BUFS + 0x10000 + HDR_LEN), 0x11);
+	fake_mmio_write(&mq.bus, 0x050, 3);
+	UNIT_ASSERT_EQ(fake_used_idx(&mq.vr[3]), 1);
+	UNIT_ASSERT_EQ(recv(mq.peer[1], got, sizeof(got), MSG_DONTWAIT), HDR_LEN + 100);
+	UNIT_ASSERT_EQ(recv(mq.peer[0], got, sizeof(got), MSG_DONTWAIT), -1);
+
+	/* Back to one pair: pair 1 is idle again. */
+	UNIT_ASSERT_EQ(mq_set_pairs(MQ_CTRLQ, 1), 0);
+	UNIT_ASSERT_EQ(mq_rx_one(1, 0x33), 1);
+	UNIT_ASSERT_EQ(fake_mmio_read(&mq.bus, 0x070), 15);
+	mq_teardown();
+}
+
+UNIT_TEST(test_net_ctrl_vq_pairs_set_out_of_range_is_refused)
+{
+	UNIT_ASSERT_EQ(mq_setup(0), 0);
+	UNIT_ASSERT_EQ(mq_set_pairs(MQ_CTRLQ, 0), 1);		 /* below MIN */
+	UNIT_ASSERT_EQ(mq_set_pairs(MQ_CTRLQ, MQ_PAIRS + 1), 1); /* above max_virtqueue_pairs */
+	UNIT_ASSERT_EQ(mq_set_pairs(MQ_CTRLQ, 0x8001), 1);	 /* above MAX */
+	UNIT_ASSERT_EQ(mq_set_pairs(MQ_CTRLQ, 0xffff), 1);
+	/* Nothing changed: pair 1 is still idle. */
+	UNIT_ASSERT_EQ(mq_rx_one(1, 0x44), 0);
+	UNIT_ASSERT_EQ(fake_mmio_read(&mq.bus, 0x070), 15);
+	mq_teardown();
+}
+
+UNIT_TEST(test_net_ctrl_malformed_commands_get_err_not_a_crash)
+{
+	UNIT_ASSERT_EQ(mq_setup(0), 0);
+	uint8_t one[1] = {4};
+	UNIT_ASSERT_EQ(mq_ctrl(MQ_CTRLQ, one, 1, 1), 1); /* no command byte */
+	uint8_t short_data[3] = {4, 0, 2};
+	UNIT_ASSERT_EQ(mq_ctrl(MQ_CTRLQ, short_data, 3, 1), 1); /* 1 byte of pair count */
+	uint8_t long_data[5] = {4, 0, 2, 0, 0};
+	UNIT_ASSERT_EQ(mq_ctrl(MQ_CTRLQ, long_data, 5, 1), 1);
+	uint8_t rx_class[3] = {0, 0, 1}; /* VIRTIO_NET_CTRL_RX: not offered */
+	UNIT_ASSERT_EQ(mq_ctrl(MQ_CTRLQ, rx_class, 3, 1), 1);
+	uint8_t rss[4] = {4, 1, 0, 0}; /* MQ_RSS_CONFIG: not offered */
+	UNIT_ASSERT_EQ(mq_ctrl(MQ_CTRLQ, rss, 4, 1), 1);
+	uint8_t unknown[2] = {0xff, 0xff};
+	UNIT_ASSERT_EQ(mq_ctrl(MQ_CTRLQ, unknown, 2, 1), 1);
+	UNIT_ASSERT_EQ(mq_ctrl(MQ_CTRLQ, NULL, 0, 1), 1); /* only the ack byte */
+	/* No writable byte: nothing to answer in, the chain still comes back. */
+	uint8_t good[4] = {4, 0, 2, 0};
+	UNIT_ASSERT_EQ(mq_ctrl(MQ_CTRLQ, good, 4, 0), -1);
+	UNIT_ASSERT_EQ(mq_rx_one(1, 0x55), 0); /* and it was not applied */
+	/* A larger ack buffer gets one byte. */
+	UNIT_ASSERT_EQ(mq_ctrl(MQ_CTRLQ, good, 4, 16), 0);
+	UNIT_ASSERT_EQ(fake_used_len(&mq.vr[MQ_CTRLQ], fake_used_idx(&mq.vr[MQ_CTRLQ]) - 1), 1);
+	UNIT_ASSERT_EQ(fake_mmio_read(&mq.bus, 0x070), 15);
+	mq_teardown();
+}
+
+UNIT_TEST(test_net_ctrl_vq_without_mq_sits_at_queue_2_and_refuses_pairs)
+{
+	UNIT_ASSERT_EQ(mq_setup(1ull << F_MQ), 0);
+	/* §5.1.2: without MQ the control queue is queue 2; VQ_PAIRS_SET needs MQ. */
+	UNIT_ASSERT_EQ(mq_set_pairs(2, 2), 1);
+	UNIT_ASSERT_EQ(mq_rx_one(0, 0x66), 1);
+	UNIT_ASSERT_EQ(fake_mmio_read(&mq.bus, 0x070), 15);
+	mq_teardown();
+}
+
+UNIT_TEST(test_net_mq_reset_goes_back_to_one_pair)
+{
+	UNIT_ASSERT_EQ(mq_setup(0), 0);
+	UNIT_ASSERT_EQ(mq_set_pairs(MQ_CTRLQ, 2), 0);
+	mq_driver_init(0); /* reset and a new driver, which sends no VQ_PAIRS_SET */
+	UNIT_ASSERT_EQ(mq_rx_one(1, 0x77), 0);
+	UNIT_ASSERT_EQ(mq_rx_one(0, 0x78), 1);
+	mq_teardown();
 }
 
 /* A tap queue fd with the given flags, or -1 (no CAP_NET_ADMIN or no tun). */
@@ -712,6 +953,58 @@ UNIT_TEST(test_net_real_tap_by_fd_and_by_name)
 	char want[64];
 	snprintf(want, sizeof(want), "-netdev net0: open tap '%s'", name);
 	UNIT_ASSERT_CONTAINS(err.msg, want);
+}
+
+UNIT_TEST(test_net_multiqueue_tap_by_name_and_by_fds)
+{
+	char name[IFNAMSIZ], other[IFNAMSIZ];
+	snprintf(name, sizeof(name), "ptm%d", (int)getpid() % 100000);
+	snprintf(other, sizeof(other), "ptn%d", (int)getpid() % 100000);
+	short mq_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR | IFF_MULTI_QUEUE;
+	int a = open_tap(name, mq_flags);
+	if (a < 0)
+		UNIT_SKIP("cannot create a tap here (needs CAP_NET_ADMIN and /dev/net/tun)");
+	int b = open_tap(name, mq_flags);
+	UNIT_ASSERT(b >= 0);
+	struct vmm_netdev nd = netdev_fd(a);
+	nd.fds[1] = b;
+	nd.n_fds = 2;
+	nd.queues = 2;
+	struct perr err = {0};
+	struct virtio_dev *dev = NULL;
+	UNIT_ASSERT_EQ(virtio_net_create(&nd, &test_dev, "vm", &dev, &err), 0);
+	/* Queue 1 waits detached until the guest asks for two pairs. */
+	struct ifreq ifr = {.ifr_flags = IFF_DETACH_QUEUE};
+	UNIT_ASSERT(ioctl(b, TUNSETQUEUE, &ifr) < 0 && errno == EINVAL); /* already */
+	dev->ops->destroy(dev);
+
+	/* By name: both queues opened with IFF_MULTI_QUEUE. */
+	memset(&nd, 0, sizeof(nd));
+	snprintf(nd.id, sizeof(nd.id), "net0");
+	snprintf(nd.ifname, sizeof(nd.ifname), "%s", name);
+	nd.queues = 2;
+	nd.vhostfd = -1;
+	UNIT_ASSERT_EQ(virtio_net_create(&nd, &test_dev, "vm", &dev, &err), 0);
+	dev->ops->destroy(dev);
+
+	/* A single-queue tap of that name cannot give two queues. */
+	int single = open_tap(name, IFF_TAP | IFF_NO_PI | IFF_VNET_HDR);
+	UNIT_ASSERT(single >= 0);
+	UNIT_ASSERT(virtio_net_create(&nd, &test_dev, "vm", &dev, &err) < 0);
+	UNIT_ASSERT_CONTAINS(err.msg, "with IFF_MULTI_QUEUE");
+	close(single);
+
+	/* fds= of two different taps. */
+	a = open_tap(name, mq_flags);
+	b = open_tap(other, mq_flags);
+	UNIT_ASSERT(a >= 0 && b >= 0);
+	nd = netdev_fd(a);
+	nd.fds[1] = b;
+	nd.n_fds = 2;
+	nd.queues = 2;
+	UNIT_ASSERT(virtio_net_create(&nd, &test_dev, "vm", &dev, &err) < 0);
+	UNIT_ASSERT_CONTAINS(err.msg, "takes the queues of one tap");
+	UNIT_ASSERT(fcntl(a, F_GETFD) < 0 && fcntl(b, F_GETFD) < 0); /* both closed */
 }
 
 UNIT_MAIN("virtio_net")

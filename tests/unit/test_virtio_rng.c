@@ -1,10 +1,7 @@
 /* virtio-rng (virtio 1.2 §5.4) driven through the MMIO transport, from a file. */
 #include <errno.h>
 #include <fcntl.h>
-#include <sys/epoll.h>
 #include <sys/resource.h>
-#include <sys/timerfd.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "../../common/log.h"
@@ -16,7 +13,6 @@
 #include "unit.h"
 #include "virtio_fake_guest.h"
 
-#define BASE	  0xd0000000ull
 #define RAM_SIZE  (1u << 20)
 #define RING_BASE (FAKE_RAM_GPA + 0x1000)
 #define DATA	  (FAKE_RAM_GPA + 0x10000)
@@ -35,43 +31,6 @@ struct fixture {
 };
 
 static struct fixture fx;
-
-static void test_irq(void *opaque, unsigned gsi)
-{
-	(void)gsi;
-	((struct fixture *)opaque)->irqs++;
-}
-
-static uint32_t rd(uint64_t off)
-{
-	uint32_t v = 0;
-	bus_read(&fx.bus, BASE + off, &v, 4);
-	return v;
-}
-
-static void wr(uint64_t off, uint32_t v)
-{
-	bus_write(&fx.bus, BASE + off, &v, 4);
-}
-
-static void loop_stop_cb(void *opaque, uint32_t events)
-{
-	(void)events;
-	eventloop_stop(opaque);
-}
-
-/* Runs the loop for about ms milliseconds. */
-static void run_loop_ms(unsigned ms)
-{
-	int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-	struct itimerspec its = {
-	    .it_value = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L}};
-	timerfd_settime(tfd, 0, &its, NULL);
-	eventloop_add(fx.loop, tfd, EPOLLIN, loop_stop_cb, fx.loop);
-	eventloop_run(fx.loop);
-	eventloop_remove(fx.loop, tfd);
-	close(tfd);
-}
 
 /* A file of FILE_LEN known bytes (len of them), or /dev/urandom when len < 0. */
 static int make_source(int len)
@@ -93,20 +52,9 @@ static int make_source(int len)
 
 static void driver_init(void)
 {
-	wr(0x070, 0);
-	wr(0x070, 1);
-	wr(0x070, 3);
-	wr(0x024, 1);
-	wr(0x020, 1); /* VIRTIO_F_VERSION_1 */
-	wr(0x070, 11);
-	fake_vring_init(&fx.vr, &fx.g, QSIZE, RING_BASE);
-	wr(0x030, 0);
-	wr(0x038, QSIZE);
-	wr(0x080, (uint32_t)fx.vr.desc);
-	wr(0x090, (uint32_t)fx.vr.avail);
-	wr(0x0a0, (uint32_t)fx.vr.used);
-	wr(0x044, 1);
-	wr(0x070, 15);
+	fake_mmio_negotiate(&fx.bus, VIRTIO_BIT(VIRTIO_F_VERSION_1));
+	fake_mmio_setup_queue(&fx.bus, 0, &fx.vr, &fx.g, QSIZE, RING_BASE);
+	fake_mmio_driver_ok(&fx.bus);
 }
 
 /* file_len: see make_source. with_loop: queues run on fx.loop. */
@@ -134,17 +82,7 @@ static int fixture_setup(int file_len, uint64_t max_bytes, uint64_t period_ms, b
 	int ret = virtio_rng_create(&cfg, &vdev, err);
 	if (ret < 0)
 		return ret;
-	struct virtio_mmio_host host = {
-	    .mem = &fx.g.mem,
-	    .mmio_bus = &fx.bus,
-	    .loop = fx.loop,
-	    .vm_fd = -1,
-	    .base = BASE,
-	    .gsi = 5,
-	    .irq_raise = test_irq,
-	    .irq_opaque = &fx,
-	};
-	ret = virtio_mmio_attach(&host, vdev, &fx.t, err);
+	ret = fake_mmio_attach(&fx.g, &fx.bus, fx.loop, vdev, &fx.irqs, &fx.t, err);
 	if (ret < 0)
 		return ret;
 	driver_init();
@@ -168,17 +106,17 @@ static void post(unsigned slot, uint32_t len)
 	memset(fake_ptr(&fx.g, DATA + slot * 0x1000ull), 0, len);
 	fake_desc(&fx.vr, slot, DATA + slot * 0x1000ull, len, VIRTQ_DESC_F_WRITE, 0);
 	fake_avail_push(&fx.vr, (uint16_t)slot);
-	wr(0x050, 0);
+	fake_mmio_write(&fx.bus, 0x050, 0);
 }
 
 UNIT_TEST(test_rng_is_device_4_with_one_queue)
 {
 	struct perr err = {0};
 	UNIT_ASSERT_EQ(fixture_setup(FILE_LEN, 0, 0, false, &err), 0);
-	UNIT_ASSERT_EQ(rd(0x008), 4);
-	UNIT_ASSERT_EQ(rd(0x070), 15);
-	wr(0x030, 1);
-	UNIT_ASSERT_EQ(rd(0x034), 0); /* no second queue */
+	UNIT_ASSERT_EQ(fake_mmio_read(&fx.bus, 0x008), 4);
+	UNIT_ASSERT_EQ(fake_mmio_read(&fx.bus, 0x070), 15);
+	fake_mmio_write(&fx.bus, 0x030, 1);
+	UNIT_ASSERT_EQ(fake_mmio_read(&fx.bus, 0x034), 0); /* no second queue */
 	fixture_teardown();
 }
 
@@ -207,8 +145,8 @@ UNIT_TEST(test_rng_end_of_file_stalls_without_completing)
 	UNIT_ASSERT_EQ(fake_used_idx(&fx.vr), 1);
 	UNIT_ASSERT_EQ(fake_used_len(&fx.vr, 0), 8); /* a short fill is a valid answer */
 	post(1, 16);
-	UNIT_ASSERT_EQ(fake_used_idx(&fx.vr), 1); /* nothing left: the request waits */
-	UNIT_ASSERT_EQ(rd(0x070), 15);		  /* and the device is not broken */
+	UNIT_ASSERT_EQ(fake_used_idx(&fx.vr), 1);	    /* nothing left: the request waits */
+	UNIT_ASSERT_EQ(fake_mmio_read(&fx.bus, 0x070), 15); /* and the device is not broken */
 	fixture_teardown();
 }
 
@@ -218,7 +156,7 @@ UNIT_TEST(test_rng_request_without_writable_buffer_is_returned_empty)
 	UNIT_ASSERT_EQ(fixture_setup(FILE_LEN, 0, 0, false, &err), 0);
 	fake_desc(&fx.vr, 0, DATA, 16, 0, 0); /* device-readable only */
 	fake_avail_push(&fx.vr, 0);
-	wr(0x050, 0);
+	fake_mmio_write(&fx.bus, 0x050, 0);
 	UNIT_ASSERT_EQ(fake_used_idx(&fx.vr), 1);
 	UNIT_ASSERT_EQ(fake_used_len(&fx.vr, 0), 0);
 	post(1, 4);
@@ -239,7 +177,7 @@ UNIT_TEST(test_rng_missing_file_error_names_object_and_path)
 	struct perr err = {0};
 	UNIT_ASSERT_EQ(virtio_rng_create(&cfg, &vdev, &err), 0);
 	struct virtio_mmio_host host = {
-	    .mem = &fx.g.mem, .mmio_bus = &fx.bus, .vm_fd = -1, .base = BASE, .gsi = 5};
+	    .mem = &fx.g.mem, .mmio_bus = &fx.bus, .vm_fd = -1, .base = FAKE_MMIO_BASE, .gsi = 5};
 	UNIT_ASSERT_EQ(virtio_mmio_attach(&host, vdev, &fx.t, &err), -ENOENT);
 	UNIT_ASSERT_CONTAINS(err.msg, "-object rng7: open /nonexistent/entropy");
 	UNIT_ASSERT_CONTAINS(err.msg, "No such file or directory");
@@ -255,13 +193,13 @@ UNIT_TEST(test_rng_rate_limit_holds_requests_until_the_next_period)
 	post(1, 16);
 	post(2, 16);
 	post(3, 16);
-	run_loop_ms(100);
+	fake_run_loop_ms(fx.loop, 100);
 	/* 32 bytes per 300 ms: two requests now, the rest wait. */
 	UNIT_ASSERT_EQ(fake_used_idx(&fx.vr), 2);
 	UNIT_ASSERT_EQ(fake_used_len(&fx.vr, 0) + fake_used_len(&fx.vr, 1), 32);
 	struct rusage ru0, ru1;
 	getrusage(RUSAGE_SELF, &ru0);
-	run_loop_ms(350); /* the timer ends the period: two more */
+	fake_run_loop_ms(fx.loop, 350); /* the timer ends the period: two more */
 	getrusage(RUSAGE_SELF, &ru1);
 	UNIT_ASSERT_EQ(fake_used_idx(&fx.vr), 4);
 	/* Waiting for the period was sleeping, not polling. */
@@ -270,7 +208,7 @@ UNIT_TEST(test_rng_rate_limit_holds_requests_until_the_next_period)
 		      (ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) * 1000000L +
 		      (ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec);
 	UNIT_ASSERT(cpu_us < 100000);
-	run_loop_ms(50);
+	fake_run_loop_ms(fx.loop, 50);
 	UNIT_ASSERT_EQ(fake_used_idx(&fx.vr), 4);
 	fixture_teardown();
 }

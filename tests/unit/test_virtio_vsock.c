@@ -26,7 +26,6 @@
 #include "unit.h"
 #include "virtio_fake_guest.h"
 
-#define BASE	  0xd0000000ull
 #define RAM_SIZE  (4u << 20)
 #define QSIZE	  64
 #define RX_RING	  (FAKE_RAM_GPA + 0x1000)
@@ -78,22 +77,14 @@ static struct fixture fx;
 /* rx buffer size for the next fixture; 0: header + 4096. */
 static uint32_t next_rx_len;
 
-static void test_irq(void *opaque, unsigned gsi)
-{
-	(void)gsi;
-	((struct fixture *)opaque)->irqs++;
-}
-
 static uint32_t rd(uint64_t off)
 {
-	uint32_t v = 0;
-	bus_read(&fx.bus, BASE + off, &v, 4);
-	return v;
+	return fake_mmio_read(&fx.bus, off);
 }
 
 static void wr(uint64_t off, uint32_t v)
 {
-	bus_write(&fx.bus, BASE + off, &v, 4);
+	fake_mmio_write(&fx.bus, off, v);
 }
 
 static void timer_fired(void *opaque, uint32_t events)
@@ -115,17 +106,6 @@ static void run_loop(int ms)
 	eventloop_run(fx.loop);
 }
 
-static void setup_queue(unsigned index, struct fake_vring *vr, uint64_t base)
-{
-	fake_vring_init(vr, &fx.g, QSIZE, base);
-	wr(0x030, index);
-	wr(0x038, QSIZE);
-	wr(0x080, (uint32_t)vr->desc);
-	wr(0x090, (uint32_t)vr->avail);
-	wr(0x0a0, (uint32_t)vr->used);
-	wr(0x044, 1);
-}
-
 static void rx_post(unsigned i)
 {
 	fake_desc(&fx.rx, i, RX_BUFS + (uint64_t)i * RX_BUF_SZ, fx.rx_len, VIRTQ_DESC_F_WRITE, 0);
@@ -135,16 +115,11 @@ static void rx_post(unsigned i)
 /* Linux's probe sequence (§3.1.1) with all rx buffers posted. */
 static void driver_init(void)
 {
-	wr(0x070, 0);
-	wr(0x070, 1);
-	wr(0x070, 3);
-	wr(0x024, 1);
-	wr(0x020, 1); /* VERSION_1 */
-	wr(0x070, 11);
-	setup_queue(0, &fx.rx, RX_RING);
-	setup_queue(1, &fx.tx, TX_RING);
-	setup_queue(2, &fx.ev, EV_RING);
-	wr(0x070, 15);
+	fake_mmio_negotiate(&fx.bus, VIRTIO_BIT(VIRTIO_F_VERSION_1));
+	fake_mmio_setup_queue(&fx.bus, 0, &fx.rx, &fx.g, QSIZE, RX_RING);
+	fake_mmio_setup_queue(&fx.bus, 1, &fx.tx, &fx.g, QSIZE, TX_RING);
+	fake_mmio_setup_queue(&fx.bus, 2, &fx.ev, &fx.g, QSIZE, EV_RING);
+	fake_mmio_driver_ok(&fx.bus);
 	fx.rx_seen = 0;
 	for (unsigned i = 0; i < N_RX; i++)
 		rx_post(i);
@@ -203,17 +178,7 @@ static int fixture_setup_at(const char *path, struct perr *err)
 	int ret = virtio_vsock_create(&cfg, &vdev, err);
 	if (ret < 0)
 		return ret;
-	struct virtio_mmio_host host = {
-	    .mem = &fx.g.mem,
-	    .mmio_bus = &fx.bus,
-	    .loop = fx.loop,
-	    .vm_fd = -1,
-	    .base = BASE,
-	    .gsi = 5,
-	    .irq_raise = test_irq,
-	    .irq_opaque = &fx,
-	};
-	ret = virtio_mmio_attach(&host, vdev, &fx.t, err);
+	ret = fake_mmio_attach(&fx.g, &fx.bus, fx.loop, vdev, &fx.irqs, &fx.t, err);
 	if (ret < 0)
 		return ret;
 	driver_init();
@@ -848,14 +813,10 @@ UNIT_TEST(test_vsock_replaces_stale_socket_but_not_live_one)
 	UNIT_ASSERT_EQ(virtio_vsock_create(&cfg, &vdev, &err), 0);
 	struct bus bus2;
 	bus_init(&bus2);
-	struct virtio_mmio_host host = {.mem = &fx.g.mem,
-					.mmio_bus = &bus2,
-					.loop = fx.loop,
-					.vm_fd = -1,
-					.base = BASE,
-					.gsi = 6};
 	struct virtio_mmio *t2 = NULL;
-	UNIT_ASSERT_EQ(virtio_mmio_attach(&host, vdev, &t2, &err), -EADDRINUSE);
+	int irqs2 = 0;
+	UNIT_ASSERT_EQ(fake_mmio_attach(&fx.g, &bus2, fx.loop, vdev, &irqs2, &t2, &err),
+		       -EADDRINUSE);
 	UNIT_ASSERT_CONTAINS(err.msg, "another process listens");
 	bus_destroy(&bus2);
 	fixture_teardown();
@@ -896,10 +857,9 @@ UNIT_TEST(test_vsock_default_path_is_under_xdg_runtime_dir)
 	UNIT_ASSERT_EQ(fake_guest_init(&g, 1u << 20), 0);
 	struct bus bus;
 	bus_init(&bus);
-	struct virtio_mmio_host host = {
-	    .mem = &g.mem, .mmio_bus = &bus, .loop = loop, .vm_fd = -1, .base = BASE, .gsi = 5};
 	struct virtio_mmio *t;
-	UNIT_ASSERT_EQ(virtio_mmio_attach(&host, vdev, &t, &err), 0);
+	int irqs = 0;
+	UNIT_ASSERT_EQ(fake_mmio_attach(&g, &bus, loop, vdev, &irqs, &t, &err), 0);
 	struct stat st;
 	UNIT_ASSERT_EQ(stat(want, &st), 0);
 	UNIT_ASSERT(S_ISSOCK(st.st_mode));

@@ -1,7 +1,9 @@
 /*
- * A fake guest for the virtio unit tests and the fuzzer: RAM is a calloc'ed
- * buffer registered in a struct guest_mem, and a tiny "driver" lays out
- * split rings in it the way a guest would (virtio 1.2 §2.7).
+ * A fake guest for the virtio unit tests: RAM is a calloc'ed buffer
+ * registered in a struct guest_mem, and a tiny "driver" lays out split rings
+ * in it the way a guest would (virtio 1.2 §2.7) and, for the device tests,
+ * drives a device on the MMIO transport at FAKE_MMIO_BASE of a test bus
+ * (§4.2): attach, feature negotiation, queue setup, interrupt counting.
  */
 #ifndef PETREL_TEST_VIRTIO_FAKE_GUEST_H
 #define PETREL_TEST_VIRTIO_FAKE_GUEST_H
@@ -9,8 +11,15 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
 
+#include "../../vmm/core/bus.h"
+#include "../../vmm/core/eventloop.h"
 #include "../../vmm/core/guest_mem.h"
+#include "../../vmm/virtio/transport-mmio.h"
 #include "../../vmm/virtio/virtqueue.h"
 
 /* RAM does not start at 0, so that gpa 0 is a handy "not RAM" address. */
@@ -138,6 +147,130 @@ static inline uint32_t fake_used_id(struct fake_vring *vr, uint16_t n)
 static inline uint32_t fake_used_len(struct fake_vring *vr, uint16_t n)
 {
 	return fake_get32(vr->g, vr->used + 8 + 8ull * (n % vr->size));
+}
+
+/* Where the device under test sits on the test bus, and its interrupt line. */
+#define FAKE_MMIO_BASE 0xd0000000ull
+#define FAKE_MMIO_GSI  5
+
+/* The virtio-mmio registers a driver's initialization writes (§4.2.2). */
+#define FAKE_MMIO_DEV_FEATURES	   0x010
+#define FAKE_MMIO_DEV_FEATURES_SEL 0x014
+#define FAKE_MMIO_DRV_FEATURES	   0x020
+#define FAKE_MMIO_DRV_FEATURES_SEL 0x024
+#define FAKE_MMIO_QUEUE_SEL	   0x030
+#define FAKE_MMIO_QUEUE_NUM	   0x038
+#define FAKE_MMIO_QUEUE_READY	   0x044
+#define FAKE_MMIO_STATUS	   0x070
+#define FAKE_MMIO_QUEUE_DESC	   0x080
+#define FAKE_MMIO_QUEUE_AVAIL	   0x090
+#define FAKE_MMIO_QUEUE_USED	   0x0a0
+
+static inline uint32_t fake_mmio_read(struct bus *bus, uint64_t off)
+{
+	uint32_t v = 0;
+	bus_read(bus, FAKE_MMIO_BASE + off, &v, 4);
+	return v;
+}
+
+static inline void fake_mmio_write(struct bus *bus, uint64_t off, uint32_t v)
+{
+	bus_write(bus, FAKE_MMIO_BASE + off, &v, 4);
+}
+
+static inline void fake_mmio_write64(struct bus *bus, uint64_t off, uint64_t v)
+{
+	fake_mmio_write(bus, off, (uint32_t)v);
+	fake_mmio_write(bus, off + 4, (uint32_t)(v >> 32));
+}
+
+/* The transport's irq_raise: counts interrupts in the int at opaque. */
+static inline void fake_irq_count(void *opaque, unsigned gsi)
+{
+	(void)gsi;
+	(*(int *)opaque)++;
+}
+
+/*
+ * Attaches vdev (which the transport then owns) at FAKE_MMIO_BASE of bus,
+ * over g's RAM, counting its interrupts in *irqs. With loop NULL, queues run
+ * synchronously on QueueNotify writes.
+ */
+static inline int fake_mmio_attach(struct fake_guest *g, struct bus *bus, struct eventloop *loop,
+				   struct virtio_dev *vdev, int *irqs, struct virtio_mmio **t,
+				   struct perr *err)
+{
+	struct virtio_mmio_host host = {
+	    .mem = &g->mem,
+	    .mmio_bus = bus,
+	    .loop = loop,
+	    .vm_fd = -1,
+	    .base = FAKE_MMIO_BASE,
+	    .gsi = FAKE_MMIO_GSI,
+	    .irq_raise = fake_irq_count,
+	    .irq_opaque = irqs,
+	};
+	return virtio_mmio_attach(&host, vdev, t, err);
+}
+
+/*
+ * Linux's probe sequence up to FEATURES_OK (§3.1.1): reset, ACKNOWLEDGE,
+ * DRIVER, then accept the offered features that are in `accept`. Returns
+ * what the device offered.
+ */
+static inline uint64_t fake_mmio_negotiate(struct bus *bus, uint64_t accept)
+{
+	fake_mmio_write(bus, FAKE_MMIO_STATUS, 0);
+	fake_mmio_write(bus, FAKE_MMIO_STATUS, 1);
+	fake_mmio_write(bus, FAKE_MMIO_STATUS, 3);
+	fake_mmio_write(bus, FAKE_MMIO_DEV_FEATURES_SEL, 0);
+	uint64_t offered = fake_mmio_read(bus, FAKE_MMIO_DEV_FEATURES);
+	fake_mmio_write(bus, FAKE_MMIO_DEV_FEATURES_SEL, 1);
+	offered |= (uint64_t)fake_mmio_read(bus, FAKE_MMIO_DEV_FEATURES) << 32;
+	uint64_t f = offered & accept;
+	fake_mmio_write(bus, FAKE_MMIO_DRV_FEATURES_SEL, 0);
+	fake_mmio_write(bus, FAKE_MMIO_DRV_FEATURES, (uint32_t)f);
+	fake_mmio_write(bus, FAKE_MMIO_DRV_FEATURES_SEL, 1);
+	fake_mmio_write(bus, FAKE_MMIO_DRV_FEATURES, (uint32_t)(f >> 32));
+	fake_mmio_write(bus, FAKE_MMIO_STATUS, 11);
+	return offered;
+}
+
+/* Lays out a ring of `size` at `base` in g and makes it queue `index` (§4.2.3.2). */
+static inline void fake_mmio_setup_queue(struct bus *bus, unsigned index, struct fake_vring *vr,
+					 struct fake_guest *g, uint16_t size, uint64_t base)
+{
+	fake_vring_init(vr, g, size, base);
+	fake_mmio_write(bus, FAKE_MMIO_QUEUE_SEL, index);
+	fake_mmio_write(bus, FAKE_MMIO_QUEUE_NUM, size);
+	fake_mmio_write64(bus, FAKE_MMIO_QUEUE_DESC, vr->desc);
+	fake_mmio_write64(bus, FAKE_MMIO_QUEUE_AVAIL, vr->avail);
+	fake_mmio_write64(bus, FAKE_MMIO_QUEUE_USED, vr->used);
+	fake_mmio_write(bus, FAKE_MMIO_QUEUE_READY, 1);
+}
+
+static inline void fake_mmio_driver_ok(struct bus *bus)
+{
+	fake_mmio_write(bus, FAKE_MMIO_STATUS, 15);
+}
+
+static inline void fake_loop_stop_cb(void *opaque, uint32_t events)
+{
+	(void)events;
+	eventloop_stop(opaque);
+}
+
+/* Turns loop for about ms milliseconds. */
+static inline void fake_run_loop_ms(struct eventloop *loop, unsigned ms)
+{
+	int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	struct itimerspec its = {
+	    .it_value = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L}};
+	timerfd_settime(tfd, 0, &its, NULL);
+	eventloop_add(loop, tfd, EPOLLIN, fake_loop_stop_cb, loop);
+	eventloop_run(loop);
+	eventloop_remove(loop, tfd);
+	close(tfd);
 }
 
 #endif

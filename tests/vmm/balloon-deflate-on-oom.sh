@@ -2,7 +2,7 @@
 # virtio-balloon deflate-on-oom=true: after QMP balloon to 256 MiB (of 512),
 # the guest allocates 64 MiB more than it has free. It succeeds, without the
 # OOM killer, because the guest takes pages back from the balloon, and the
-# balloon's actual grows back (BALLOON_CHANGE, query-balloon).
+# balloon's actual grows back (BALLOON_CHANGED, query-balloon).
 . "$(dirname "$0")/../lib/common.sh"
 need_kvm
 need_vmm
@@ -27,15 +27,12 @@ vmm=$!
 on_exit "kill -9 $vmm 2>/dev/null"
 PYTHONPATH=$PROJ/tests/lib timeout 380 python3 - "$T/qmp.sock" "$T/console" <<'PY' ||
 import sys, time
-from qmpclient import QMP
+from qmpclient import QMP, wait_for_text
 sock, console = sys.argv[1], sys.argv[2]
 MiB = 1 << 20
 
-def wait_console(text, timeout=300):
-    deadline = time.time() + timeout
-    while text not in open(console, errors="replace").read():
-        assert time.time() < deadline, "no %r on the console" % text
-        time.sleep(0.2)
+def wait_console(text):
+    wait_for_text(console, text, 300)
 
 wait_console("balloon-oom-guest-up")
 q = QMP(sock)
@@ -44,7 +41,7 @@ r = q.cmd("balloon", {"value": 256 * MiB})
 assert r == {"return": {}}, r
 actual = None
 while actual != 256 * MiB:
-    actual = q.wait_event("BALLOON_CHANGE", timeout=200)["data"]["actual"]
+    actual = q.wait_event("BALLOON_CHANGED", timeout=200)["data"]["actual"]
 print("inflated: actual=%d MiB" % (actual // MiB))
 wait_console("oom-alloc-done")
 grown = None
@@ -57,7 +54,7 @@ while time.time() < deadline:
     time.sleep(0.5)
 print("after the allocation: actual=%d MiB" % (grown // MiB))
 assert grown > 256 * MiB + 16 * MiB, "the balloon did not deflate: actual %d" % grown
-ev = q.wait_event("BALLOON_CHANGE", timeout=10)
+ev = q.wait_event("BALLOON_CHANGED", timeout=10)
 assert ev["data"]["actual"] > 256 * MiB, ev
 r = q.cmd("quit")
 assert r == {"return": {}}, r

@@ -1,6 +1,6 @@
 #!/bin/bash
 # virtio-balloon with -m 1G: the guest touches 400 MiB (tmpfs, then freed),
-# QMP balloon to 512 MiB: BALLOON_CHANGE reaches 512 MiB, query-balloon says
+# QMP balloon to 512 MiB: BALLOON_CHANGED reaches 512 MiB, query-balloon says
 # so, the guest's MemTotal drops by about 512 MiB, and the VMM's RSS falls.
 . "$(dirname "$0")/../lib/common.sh"
 need_kvm
@@ -25,15 +25,12 @@ vmm=$!
 on_exit "kill -9 $vmm 2>/dev/null"
 PYTHONPATH=$PROJ/tests/lib timeout 280 python3 - "$T/qmp.sock" "$T/console" "$vmm" <<'PY' ||
 import sys, time
-from qmpclient import QMP
+from qmpclient import QMP, wait_for_text
 sock, console, pid = sys.argv[1], sys.argv[2], sys.argv[3]
 MiB = 1 << 20
 
-def wait_console(text, timeout=200):
-    deadline = time.time() + timeout
-    while text not in open(console, errors="replace").read():
-        assert time.time() < deadline, "no %r on the console" % text
-        time.sleep(0.2)
+def wait_console(text):
+    wait_for_text(console, text, 200)
 
 # pid is timeout's; petrel-vmm is its child.
 pid = open("/proc/%s/task/%s/children" % (pid, pid)).read().split()[0]
@@ -59,9 +56,9 @@ assert r == {"return": {}}, r
 deadline = time.time() + 200
 actual = None
 while actual != 512 * MiB:
-    ev = q.wait_event("BALLOON_CHANGE", timeout=max(1, deadline - time.time()))
+    ev = q.wait_event("BALLOON_CHANGED", timeout=max(1, deadline - time.time()))
     actual = ev["data"]["actual"]
-    print("BALLOON_CHANGE actual=%d MiB" % (actual // MiB))
+    print("BALLOON_CHANGED actual=%d MiB" % (actual // MiB))
 r = q.cmd("query-balloon")
 assert r == {"return": {"actual": 512 * MiB}}, r
 after = rss_kib()

@@ -17,14 +17,8 @@ boot() {
 }
 # ram_mapping: the maps line and VmFlags of the 256 MiB mapping of the running VMM.
 ram_mapping() {
-	local i pid
-	for ((i = 0; i < 1500; i++)); do
-		grep -qa RAM-UP "$T/console" 2>/dev/null && break
-		kill -0 $job 2>/dev/null || return 1
-		sleep 0.1
-	done
-	pid=$(pgrep -x petrel-vmm | head -n1)
-	[ -n "$pid" ] || return 1
+	local pid
+	pid=$(vmm_pid_when RAM-UP "$job") || return 1
 	awk '/^[0-9a-f]+-[0-9a-f]+ / {m = $0} /^Size: +262144 kB/ {f = 1} f && /^VmFlags/ {print m; print; exit}' \
 		"/proc/$pid/smaps"
 }

@@ -17,26 +17,28 @@ sleep 3'
 
 # threads_status: "comm Seccomp Seccomp_filters" for each thread of the running VMM.
 threads_status() {
-	local i pid t
-	for ((i = 0; i < 1500; i++)); do
-		grep -qa THREADS-UP "$T/console" 2>/dev/null && break
-		kill -0 $job 2>/dev/null || return 1
-		sleep 0.1
-	done
-	pid=$(pgrep -x petrel-vmm | head -n1)
-	[ -n "$pid" ] || return 1
+	local pid t
+	pid=$(vmm_pid_when THREADS-UP "$job") || return 1
 	for t in /proc/$pid/task/*; do
 		echo "$(cat "$t/comm") $(awk '/^Seccomp:/ {s = $2} /^Seccomp_filters:/ {f = $2} END {print s, f}' "$t/status")"
 	done
 }
 
+# run_listing_threads ARGS...: the script with petrel-vmm ARGS, its threads in
+# $T/threads while it runs; returns its status.
+run_listing_threads() {
+	local rc=0
+	vmm_run_script "$script" "$@" &
+	job=$!
+	threads_status >"$T/threads" || true
+	wait $job || rc=$?
+	cat "$T/threads"
+	return $rc
+}
+
 # With the filters (the default).
-vmm_run_script "$script" "${devices[@]}" &
-job=$!
-threads_status >"$T/threads" || true
 rc=0
-wait $job || rc=$?
-cat "$T/threads"
+run_listing_threads "${devices[@]}" || rc=$?
 [ $rc = 0 ] || fail "with seccomp: petrel-vmm exited with status $rc"
 assert_console "READ-BACK hello"
 assert_console "PETREL-TEST-EXIT=0"
@@ -60,12 +62,8 @@ done
 dmesg 2>/dev/null | grep -a 'type=1326' | tail -n 3 || true
 
 # -disable-seccomp: no filter anywhere.
-vmm_run_script "$script" -disable-seccomp "${devices[@]}" &
-job=$!
-threads_status >"$T/threads" || true
 rc=0
-wait $job || rc=$?
-cat "$T/threads"
+run_listing_threads -disable-seccomp "${devices[@]}" || rc=$?
 [ $rc = 0 ] || fail "-disable-seccomp: petrel-vmm exited with status $rc"
 for name in petrel-vmm vcpu0 iothread0; do
 	grep -q "^$name 0 0$" "$T/threads" || fail "-disable-seccomp: thread $name: $(grep "^$name " "$T/threads")"

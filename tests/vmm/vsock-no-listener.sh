@@ -4,11 +4,7 @@
 # listens on is closed without "OK".
 . "$(dirname "$0")/../lib/common.sh"
 . "$(dirname "$0")/../lib/vsock.sh"
-need_kvm
-need_vmm
-need_cmd python3
-vsock_initrd
-uds=$T/v.sock
+vsock_hybrid_prepare
 # The guest ends when the host, done with its check, connects to port 5002.
 script='vsock-tool connect 2 6001 </dev/null; echo "GUEST-CONNECT-RC=$?"
 vsock-tool listen 5002 </dev/null >/dev/null'

@@ -5,6 +5,7 @@
 #include <linux/if_tun.h>
 #include <linux/kvm.h>
 #include <linux/vhost.h>
+#include <malloc.h>
 #include <sched.h>
 #include <seccomp.h>
 #include <stdbool.h>
@@ -38,12 +39,31 @@ enum seccomp_args {
 	ARGS_IOCTL_LIST, /* ioctl: only the requests of seccomp_ioctls[] */
 };
 
+/* One row: system calls that share their classes, argument filter and
+ * reason. Served by one loop (seccomp_build) and one printer (the tables of
+ * docs/seccomp.md). */
 struct seccomp_syscall {
-	const char *name; /* resolved with libseccomp for the native architecture */
+	const char *names; /* separated by spaces; resolved with libseccomp for the
+			      native architecture */
 	unsigned classes;
 	enum seccomp_args args;
 	const char *reason;
 };
+
+/* Longer than any system call name libseccomp knows. */
+#define SECCOMP_NAME_MAX 32
+
+/* Copies the next name of a row's list into name; false at the end. */
+static bool seccomp_next_name(const char **cursor, char name[SECCOMP_NAME_MAX])
+{
+	const char *p = *cursor + strspn(*cursor, " ");
+	size_t len = strcspn(p, " ");
+	if (len == 0)
+		return false;
+	snprintf(name, SECCOMP_NAME_MAX, "%.*s", (int)len, p);
+	*cursor = p + len;
+	return true;
+}
 
 /*
  * The allowlist. Generous with calls that only touch what the process
@@ -54,79 +74,52 @@ struct seccomp_syscall {
  */
 static const struct seccomp_syscall seccomp_syscalls[] = {
     /* I/O on fds the VMM already holds */
-    {"read", M | V | I, ARGS_ANY, "eventfds, signalfd, chardevs, tap, QMP, disk images"},
-    {"write", M | V | I, ARGS_ANY, "eventfds (irqfd, kicks), chardevs, tap, QMP, log"},
-    {"readv", M | V | I, ARGS_ANY, "tap frames, chardevs"},
-    {"writev", M | V | I, ARGS_ANY, "tap frames, chardevs"},
-    {"pread64", M | I, ARGS_ANY, "virtio-blk reads"},
-    {"pwrite64", M | I, ARGS_ANY, "virtio-blk writes"},
-    {"preadv", M | I, ARGS_ANY, "virtio-blk scatter reads"},
-    {"pwritev", M | I, ARGS_ANY, "virtio-blk gather writes"},
-    {"preadv2", M | I, ARGS_ANY, "virtio-blk reads (glibc may use the v2 call)"},
-    {"pwritev2", M | I, ARGS_ANY, "virtio-blk writes (glibc may use the v2 call)"},
+    {"read write readv writev", M | V | I, ARGS_ANY,
+     "eventfds (irqfd, kicks), signalfd, chardevs, tap frames, QMP, log, disk images"},
+    {"pread64 pwrite64 preadv pwritev preadv2 pwritev2", M | I, ARGS_ANY,
+     "virtio-blk reads and writes (glibc may use the v2 calls)"},
     {"lseek", M | I, ARGS_ANY, "image and file chardev positions"},
-    {"fsync", M | I, ARGS_ANY, "virtio-blk flush"},
-    {"fdatasync", M | I, ARGS_ANY, "virtio-blk flush"},
+    {"fsync fdatasync", M | I, ARGS_ANY, "virtio-blk flush"},
     {"fallocate", M | I, ARGS_ANY, "virtio-blk discard / write-zeroes"},
     {"close", M | V | I, ARGS_ANY, "fds of closed connections, reset devices, hot-unplug"},
-    {"fstat", M | I, ARGS_ANY, "stdio and image checks"},
-    {"newfstatat", M | I, ARGS_ANY, "stdio and image checks (fstat through fstatat)"},
+    {"fstat newfstatat", M | I, ARGS_ANY, "stdio and image checks (fstat through fstatat)"},
     {"statx", M, ARGS_ANY, "hot-plugged images: size and O_DIRECT alignment"},
     {"fcntl", M | V | I, ARGS_ANY, "O_NONBLOCK and FD_CLOEXEC on accepted / received fds"},
-    {"dup", M, ARGS_ANY, "fds received over QMP"},
-    {"dup2", M, ARGS_ANY, "fds received over QMP"},
-    {"dup3", M, ARGS_ANY, "fds received over QMP"},
     {"pipe2", M, ARGS_ANY, "internal wake-ups"},
     {"ioctl", M | V | I, ARGS_IOCTL_LIST, "only the requests listed below"},
-    /* Files: the main thread only */
+    /* Files: the main thread only. The pidfile and -daemonize's chdir and
+     * stdio redirection happen before the filter: no rename, chdir, dup2. */
     {"openat", M, ARGS_ANY, "QMP hot-plug (images, /dev/net/tun, /dev/vhost-*), file chardevs"},
-    {"unlink", M, ARGS_ANY, "removing the QMP and chardev sockets at exit"},
-    {"unlinkat", M, ARGS_ANY, "removing sockets and the pidfile at exit"},
+    {"unlink unlinkat", M, ARGS_ANY,
+     "removing the QMP and chardev sockets and the pidfile at exit"},
     {"getcwd", M, ARGS_ANY, "making socket paths absolute"},
-    {"rename", M, ARGS_ANY, "the pidfile, written (atomically) once the filter is on"},
-    {"renameat", M, ARGS_ANY, "the pidfile, written (atomically) once the filter is on"},
-    {"renameat2", M, ARGS_ANY, "the pidfile, written (atomically) once the filter is on"},
-    {"chdir", M, ARGS_ANY, "-daemonize: chdir / once the VM is ready"},
     {"readlink", M, ARGS_ANY, "realpath() of paths given over QMP"},
     /* Event loops and timers */
     {"epoll_create1", M, ARGS_ANY, "event loops of hot-plugged devices"},
     {"epoll_ctl", M | V | I, ARGS_ANY, "watching fds; device activation runs on a vCPU"},
-    {"epoll_wait", M | I, ARGS_ANY, "the event loops"},
-    {"epoll_pwait", M | I, ARGS_ANY, "the event loops (glibc's epoll_wait)"},
-    {"epoll_pwait2", M | I, ARGS_ANY, "the event loops"},
-    {"poll", M | I, ARGS_ANY, "QMP greeting and short blocking waits"},
-    {"ppoll", M | I, ARGS_ANY, "QMP greeting and short blocking waits"},
+    {"epoll_wait epoll_pwait epoll_pwait2", M | I, ARGS_ANY, "the event loops"},
+    {"poll ppoll", M | I, ARGS_ANY, "QMP greeting and short blocking waits"},
     {"eventfd2", M | V | I, ARGS_ANY, "device notifications created at activation"},
-    {"timerfd_create", M | V | I, ARGS_ANY, "rate limits (disk iops, rng)"},
-    {"timerfd_settime", M | V | I, ARGS_ANY, "rate limits (disk iops, rng)"},
-    {"timerfd_gettime", M | V | I, ARGS_ANY, "rate limits (disk iops, rng)"},
+    {"timerfd_create timerfd_settime timerfd_gettime", M | V | I, ARGS_ANY,
+     "rate limits (disk iops, rng)"},
     {"signalfd4", M, ARGS_ANY, "termination signals and the container relay's signals"},
     /* Sockets: Unix domain only, no new network sockets */
     {"socket", M, ARGS_AF_UNIX, "vsock host sockets, chardev and relay sockets"},
     {"socketpair", M, ARGS_AF_UNIX, "internal channels"},
     {"connect", M, ARGS_ANY, "vsock host side (uds-path), client chardevs"},
-    {"bind", M, ARGS_ANY, "listening vsock / relay sockets"},
-    {"listen", M, ARGS_ANY, "listening vsock / relay sockets"},
-    {"accept", M, ARGS_ANY, "QMP, chardev, vsock and relay clients"},
-    {"accept4", M, ARGS_ANY, "QMP, chardev, vsock and relay clients"},
+    {"bind listen", M, ARGS_ANY, "listening vsock / relay sockets"},
+    {"accept accept4", M, ARGS_ANY, "QMP, chardev, vsock and relay clients"},
     {"shutdown", M | I, ARGS_ANY, "half-closing vsock streams"},
     {"getsockopt", M | I, ARGS_ANY, "SO_ERROR of non-blocking connects, SO_PEERCRED"},
     {"setsockopt", M, ARGS_ANY, "socket buffer sizes"},
-    {"getsockname", M, ARGS_ANY, "socket addresses for messages"},
-    {"getpeername", M, ARGS_ANY, "socket addresses for messages"},
-    {"sendto", M | I, ARGS_ANY, "QMP replies (send), vsock streams"},
-    {"recvfrom", M | I, ARGS_ANY, "QMP requests (recv), vsock streams"},
-    {"sendmsg", M | I, ARGS_ANY, "fd passing (SCM_RIGHTS), relay messages"},
-    {"recvmsg", M | I, ARGS_ANY, "fd passing (SCM_RIGHTS), relay messages"},
-    {"sendmmsg", M | I, ARGS_ANY, "batched socket writes"},
-    {"recvmmsg", M | I, ARGS_ANY, "batched socket reads"},
+    {"getsockname getpeername", M, ARGS_ANY, "socket addresses for messages"},
+    {"sendto recvfrom sendmsg recvmsg sendmmsg recvmmsg", M | I, ARGS_ANY,
+     "QMP (send, recv), vsock streams, fd passing (SCM_RIGHTS), relay messages"},
     /* Memory: never executable */
-    {"mmap", M | V | I, ARGS_NO_EXEC, "malloc, buffers; not PROT_EXEC"},
-    {"mprotect", M | V | I, ARGS_NO_EXEC, "malloc arenas, thread stacks; not PROT_EXEC"},
-    {"munmap", M | V | I, ARGS_ANY, "malloc, buffers, teardown"},
-    {"mremap", M | V | I, ARGS_ANY, "realloc of large buffers"},
-    {"brk", M | V | I, ARGS_ANY, "malloc"},
-    {"madvise", M | V | I, ARGS_ANY, "balloon (MADV_DONTNEED), freed thread stacks, malloc"},
+    {"mmap mprotect", M | V | I, ARGS_NO_EXEC,
+     "malloc arenas, buffers, thread stacks; not PROT_EXEC"},
+    {"munmap mremap brk", M | V | I, ARGS_ANY, "malloc, realloc of large buffers, teardown"},
+    {"madvise", M | V | I, ARGS_ANY, "balloon (MADV_DONTNEED), freed thread stacks, malloc_trim"},
     /* Threads and synchronisation */
     {"futex", M | V | I, ARGS_ANY, "mutexes, condition variables, joins"},
     {"clone", M, ARGS_THREAD, "threads of hot-plugged devices; never a new process"},
@@ -136,8 +129,7 @@ static const struct seccomp_syscall seccomp_syscalls[] = {
     {"prctl", M, ARGS_SET_NAME, "naming threads created later (pthread_setname_np)"},
     {"sched_yield", M | V | I, ARGS_ANY, "spinning locks in libc"},
     {"sched_getaffinity", M, ARGS_ANY, "libc's CPU count"},
-    {"exit", M | V | I, ARGS_ANY, "end of a thread"},
-    {"exit_group", M | V | I, ARGS_ANY, "end of the process"},
+    {"exit exit_group", M | V | I, ARGS_ANY, "end of a thread, of the process"},
     {"restart_syscall", M | V | I, ARGS_ANY, "restarting a call after a signal"},
     /* Signals */
     {"rt_sigaction", M, ARGS_ANY, "signal dispositions (SIGPIPE ignored)"},
@@ -146,21 +138,14 @@ static const struct seccomp_syscall seccomp_syscalls[] = {
     {"sigaltstack", M, ARGS_ANY, "thread start"},
     {"kill", M, ARGS_SELF, "signals to the VMM itself only"},
     {"tgkill", M | V | I, ARGS_SELF, "vCPU kicks (pthread_kill), abort(); own process only"},
-    /* Time */
-    {"clock_gettime", M | V | I, ARGS_ANY, "rate limits, log time stamps (vDSO fallback)"},
-    {"clock_getres", M | V | I, ARGS_ANY, "timer resolution (vDSO fallback)"},
-    {"gettimeofday", M | V | I, ARGS_ANY, "time stamps (vDSO fallback)"},
-    {"time", M | V | I, ARGS_ANY, "time stamps (vDSO fallback)"},
-    {"clock_nanosleep", M | V | I, ARGS_ANY, "short back-off sleeps"},
-    {"nanosleep", M | V | I, ARGS_ANY, "short back-off sleeps"},
+    /* Time: the vDSO answers most of these without a system call */
+    {"clock_gettime clock_getres gettimeofday time", M | V | I, ARGS_ANY,
+     "rate limits, log time stamps (vDSO fallbacks)"},
+    {"clock_nanosleep nanosleep", M | V | I, ARGS_ANY, "short back-off sleeps"},
     /* Process information */
     {"getpid", M | V | I, ARGS_ANY, "pthread_kill, messages"},
     {"gettid", M | V | I, ARGS_ANY, "thread ids for QMP query-cpus-fast"},
-    {"getppid", M, ARGS_ANY, "daemon bookkeeping"},
-    {"getuid", M, ARGS_ANY, "SO_PEERCRED checks"},
-    {"geteuid", M, ARGS_ANY, "SO_PEERCRED checks"},
-    {"getgid", M, ARGS_ANY, "SO_PEERCRED checks"},
-    {"getegid", M, ARGS_ANY, "SO_PEERCRED checks"},
+    {"getuid geteuid getgid getegid", M, ARGS_ANY, "SO_PEERCRED checks"},
     {"uname", M, ARGS_ANY, "QMP query-version details"},
     {"sysinfo", M, ARGS_ANY, "libc's qsort (memory size)"},
     {"prlimit64", M, ARGS_ANY, "libc's resource queries"},
@@ -199,7 +184,8 @@ static const struct seccomp_ioctl seccomp_ioctls[] = {
     {IOCTL(TUNSETIFF), M, FD_ANY, "tap devices of hot-plugged NICs"},
     {IOCTL(TUNGETIFF), M, FD_ANY, "tap devices of hot-plugged NICs"},
     {IOCTL(TUNGETFEATURES), M, FD_ANY, "tap devices of hot-plugged NICs"},
-    {IOCTL(TUNSETQUEUE), M, FD_ANY, "multi-queue tap"},
+    {IOCTL(TUNSETQUEUE), M | V | I, FD_ANY,
+     "multi-queue tap: queues follow the guest's pair count"},
     {IOCTL(TUNSETOFFLOAD), M | V | I, FD_ANY, "tap offloads follow the guest's features"},
     {IOCTL(TUNSETVNETHDRSZ), M | V | I, FD_ANY, "tap virtio-net header size"},
     {IOCTL(TUNGETVNETHDRSZ), M | V | I, FD_ANY, "tap virtio-net header size"},
@@ -258,8 +244,8 @@ static int seccomp_add_ioctls(scmp_filter_ctx ctx, unsigned bit, const struct se
 	return 0;
 }
 
-static int seccomp_add_syscall(scmp_filter_ctx ctx, const struct seccomp_syscall *e, int nr,
-			       struct perr *err)
+static int seccomp_add_syscall(scmp_filter_ctx ctx, const struct seccomp_syscall *e,
+			       const char *name, int nr, struct perr *err)
 {
 	struct scmp_arg_cmp cmp = {0};
 	uint32_t action = SCMP_ACT_ALLOW;
@@ -291,7 +277,7 @@ static int seccomp_add_syscall(scmp_filter_ctx ctx, const struct seccomp_syscall
 	}
 	int rc = seccomp_rule_add_array(ctx, action, nr, n, &cmp);
 	if (rc < 0)
-		return perr_set(err, rc, "seccomp: %s", e->name);
+		return perr_set(err, rc, "seccomp: %s", name);
 	return 0;
 }
 
@@ -314,13 +300,17 @@ static int seccomp_build(enum seccomp_class cls, const struct seccomp_params *p,
 		const struct seccomp_syscall *e = &seccomp_syscalls[i];
 		if (!(e->classes & bit))
 			continue;
-		int nr = seccomp_syscall_resolve_name(e->name);
-		if (nr == __NR_SCMP_ERROR)
-			continue; /* not a system call on this architecture */
-		rc = e->args == ARGS_IOCTL_LIST ? seccomp_add_ioctls(ctx, bit, p, err)
-						: seccomp_add_syscall(ctx, e, nr, err);
-		if (rc < 0)
-			goto fail;
+		char name[SECCOMP_NAME_MAX];
+		for (const char *cursor = e->names; seccomp_next_name(&cursor, name);) {
+			int nr = seccomp_syscall_resolve_name(name);
+			if (nr == __NR_SCMP_ERROR)
+				continue; /* not a system call on this architecture */
+			rc = e->args == ARGS_IOCTL_LIST
+				 ? seccomp_add_ioctls(ctx, bit, p, err)
+				 : seccomp_add_syscall(ctx, e, name, nr, err);
+			if (rc < 0)
+				goto fail;
+		}
 	}
 	*out = ctx;
 	return 0;
@@ -347,17 +337,29 @@ int seccomp_install(enum seccomp_class cls, const struct seccomp_params *p, stru
 	/* No TSYNC: the filter is this thread's (and its future children's). */
 	rc = seccomp_load(ctx);
 	seccomp_release(ctx);
+	/* libseccomp's rule and BPF databases were the largest allocations of
+	 * the VMM's life (about 240 KiB on the main thread's heap, 64 KiB in a
+	 * vCPU's arena): hand the freed pages back, or they stay resident as
+	 * VMM overhead for as long as the VM runs (docs/performance.md). */
+	malloc_trim(0);
 	if (rc < 0)
 		return perr_set(err, rc, "seccomp: loading the %s thread filter",
 				seccomp_class_name(cls));
 	return 0;
 }
 
-const char *seccomp_unknown_syscall(void)
+const char *seccomp_unknown_syscall(char *buf, size_t size)
 {
-	for (size_t i = 0; i < ARRAY_SIZE(seccomp_syscalls); i++)
-		if (seccomp_syscall_resolve_name(seccomp_syscalls[i].name) == __NR_SCMP_ERROR)
-			return seccomp_syscalls[i].name;
+	char name[SECCOMP_NAME_MAX];
+	for (size_t i = 0; i < ARRAY_SIZE(seccomp_syscalls); i++) {
+		for (const char *cursor = seccomp_syscalls[i].names;
+		     seccomp_next_name(&cursor, name);) {
+			if (seccomp_syscall_resolve_name(name) == __NR_SCMP_ERROR) {
+				snprintf(buf, size, "%s", name);
+				return buf;
+			}
+		}
+	}
 	return NULL;
 }
 
@@ -405,9 +407,15 @@ void seccomp_doc_write(FILE *out)
 		fprintf(out, "| system call | arguments | why |\n|---|---|---|\n");
 		for (size_t i = 0; i < ARRAY_SIZE(seccomp_syscalls); i++) {
 			const struct seccomp_syscall *e = &seccomp_syscalls[i];
-			if (e->classes & bit)
-				fprintf(out, "| `%s` | %s | %s |\n", e->name,
-					seccomp_args_doc(e->args), e->reason);
+			if (!(e->classes & bit))
+				continue;
+			char name[SECCOMP_NAME_MAX];
+			const char *sep = "| ";
+			for (const char *cursor = e->names; seccomp_next_name(&cursor, name);) {
+				fprintf(out, "%s`%s`", sep, name);
+				sep = ", ";
+			}
+			fprintf(out, " | %s | %s |\n", seccomp_args_doc(e->args), e->reason);
 		}
 		fprintf(out, "\nioctl requests:\n\n| request | fd | why |\n|---|---|---|\n");
 		for (size_t i = 0; i < ARRAY_SIZE(seccomp_ioctls); i++) {

@@ -38,9 +38,9 @@ int seccomp_check(enum seccomp_class cls, const struct seccomp_params *p, struct
 /* Loads the filter on the calling thread only (no TSYNC). */
 int seccomp_install(enum seccomp_class cls, const struct seccomp_params *p, struct perr *err);
 /* The first name in the allowlist that libseccomp does not know on this
- * architecture (a typo, or a libseccomp too old), or NULL. Such entries are
- * left out of the filters. */
-const char *seccomp_unknown_syscall(void);
+ * architecture (a typo, or a libseccomp too old), copied into buf, or NULL.
+ * Such names are left out of the filters. */
+const char *seccomp_unknown_syscall(char *buf, size_t size);
 /* The allowlists as Markdown tables, one per class (docs/seccomp.md). */
 void seccomp_doc_write(FILE *out);
 /*

@@ -45,6 +45,7 @@
 #include "chardev.h"
 #include "eventloop.h"
 #include "guest_mem.h"
+#include "hotplug.h"
 #include "iothread.h"
 #include "seccomp.h"
 #include "vcpu.h"
@@ -76,9 +77,9 @@ struct vm {
 	/* Devices */
 	struct bus pio;
 	struct bus mmio;
-	bool buses_ready;
 	struct chardev *chardevs[VMM_MAX_CHARDEVS + 1]; /* the -chardevs, then a -serial one */
 	unsigned n_chardevs;
+	bool buses_ready;	    /* after n_chardevs: fills its padding */
 	struct chardev *serial_chr; /* one of chardevs[], or NULL */
 	struct serial8250 *serial;
 	struct vm_irq_line serial_irq;
@@ -89,6 +90,7 @@ struct vm {
 	struct virtio_dev *balloon; /* owned by its transport in virtio[]; NULL when none */
 	struct acpi_mmio_dev virtio_res[VMM_MICROVM_MAX_MMIO]; /* window and GSI of each */
 	unsigned n_virtio;
+	struct hotplug *hotplug;	     /* the replaceable slots among virtio[] (hotplug.h) */
 	char virtio_cmdline[VM_CMDLINE_MAX]; /* " virtio_mmio.device=..." for each */
 	unsigned start_holds;		     /* socket chardevs waiting for their client */
 
@@ -685,6 +687,8 @@ static void vm_remove_devices(struct vm *vm)
 	vm->balloon = NULL;
 	while (vm->n_virtio)
 		virtio_mmio_detach(vm->virtio[--vm->n_virtio]);
+	hotplug_destroy(vm->hotplug);
+	vm->hotplug = NULL;
 	acpi_pm_destroy(vm->acpi_pm);
 	vm->acpi_pm = NULL;
 	i8042_destroy(vm->i8042);
@@ -783,7 +787,8 @@ static int vm_attach_virtio(struct vm *vm, const struct vmm_config *cfg, struct 
 			    struct eventloop *loop, const char *what, struct perr *err)
 {
 	if (vm->n_virtio >= VMM_MICROVM_MAX_MMIO) {
-		dev->ops->destroy(dev);
+		if (dev)
+			dev->ops->destroy(dev);
 		return perr_setx(err, -ENOSPC, "%s: at most %d MMIO devices", what,
 				 VMM_MICROVM_MAX_MMIO);
 	}
@@ -794,12 +799,16 @@ static int vm_attach_virtio(struct vm *vm, const struct vmm_config *cfg, struct 
 	    .vm_fd = vm->vm_fd,
 	    .base = X86_VIRTIO_MMIO_BASE + (uint64_t)vm->n_virtio * VIRTIO_MMIO_SIZE,
 	    .gsi = X86_VIRTIO_MMIO_FIRST_GSI + vm->n_virtio,
+	    /* dev NULL: an empty replaceable slot (hotplug.h). */
+	    .unplugged = dev ? NULL : hotplug_slot_unplugged,
+	    .unplug_opaque = dev ? NULL : vm->hotplug,
 	};
 	struct virtio_mmio *t;
 	int rc = virtio_mmio_attach(&host, dev, &t, err);
 	if (rc < 0)
 		return perr_wrap(err, "%s", what);
-	vm->virtio_res[vm->n_virtio] = (struct acpi_mmio_dev){host.base, VIRTIO_MMIO_SIZE, host.gsi};
+	vm->virtio_res[vm->n_virtio] =
+	    (struct acpi_mmio_dev){host.base, VIRTIO_MMIO_SIZE, host.gsi};
 	vm->virtio[vm->n_virtio++] = t;
 	/* Without ACPI, Linux finds virtio-mmio devices on x86 only through
 	 * these parameters; with it, the DSDT lists them. */
@@ -893,7 +902,7 @@ static int vm_add_virtio_rng(struct vm *vm, const struct vmm_config *cfg, struct
 	return vm_attach_virtio(vm, cfg, dev, NULL, what, err);
 }
 
-/* The guest changed the balloon's size: BALLOON_CHANGE (main loop thread). */
+/* The guest changed the balloon's size: BALLOON_CHANGED (main loop thread). */
 static void vm_balloon_changed(void *opaque, uint64_t actual_bytes)
 {
 	struct vm *vm = opaque;
@@ -934,6 +943,47 @@ static int vm_add_virtio_vsock(struct vm *vm, const struct vmm_config *cfg, stru
 	if (rc < 0)
 		return perr_wrap(err, "%s", what);
 	return vm_attach_virtio(vm, cfg, dev, NULL, what, err);
+}
+
+/* A hot-plugged device left its slot (main loop): DEVICE_DELETED. */
+static void vm_device_deleted(void *opaque, const char *id)
+{
+	struct vm *vm = opaque;
+	struct vm_event ev = {.kind = VM_EVENT_DEVICE_DELETED, .device_id = id};
+	if (vm->hook)
+		vm->hook(vm->hook_opaque, &ev);
+}
+
+/* After every boot-time device, so that hot plug changes no boot device's
+ * slot: the blk slots, then the net slots (hotplug_slot_counts()). */
+static int vm_add_hotplug_slots(struct vm *vm, const struct vmm_config *cfg, struct perr *err)
+{
+	struct hotplug_host hh = {
+	    .vm_name = cfg->name,
+	    .device_deleted = vm_device_deleted,
+	    .opaque = vm,
+	};
+	int rc = hotplug_create(cfg, &hh, &vm->hotplug, err);
+	if (rc < 0)
+		return rc;
+	unsigned counts[2];
+	hotplug_slot_counts(cfg, &counts[HOTPLUG_BLK], &counts[HOTPLUG_NET]);
+	for (enum hotplug_kind kind = HOTPLUG_BLK; kind <= HOTPLUG_NET; kind++) {
+		for (unsigned i = 0; i < counts[kind]; i++) {
+			rc = vm_attach_virtio(vm, cfg, NULL, NULL, "hotplug slot", err);
+			if (rc < 0)
+				return rc;
+			rc = hotplug_add_slot(vm->hotplug, kind, vm->virtio[vm->n_virtio - 1], err);
+			if (rc < 0)
+				return rc;
+		}
+	}
+	return 0;
+}
+
+struct hotplug *vm_hotplug(struct vm *vm)
+{
+	return vm->hotplug;
 }
 
 static int vm_add_devices(struct vm *vm, const struct vmm_config *cfg, struct perr *err)
@@ -1004,6 +1054,9 @@ static int vm_add_devices(struct vm *vm, const struct vmm_config *cfg, struct pe
 	if (rc < 0)
 		goto fail;
 	rc = vm_add_virtio_vsock(vm, cfg, err);
+	if (rc < 0)
+		goto fail;
+	rc = vm_add_hotplug_slots(vm, cfg, err);
 	if (rc < 0)
 		goto fail;
 	return 0;

@@ -36,6 +36,7 @@ enum vm_event_kind {
 	VM_EVENT_RESET,
 	VM_EVENT_POWERDOWN,
 	VM_EVENT_BALLOON_CHANGE, /* balloon_actual set */
+	VM_EVENT_DEVICE_DELETED, /* device_id set */
 };
 
 struct vm_event {
@@ -43,6 +44,7 @@ struct vm_event {
 	enum vm_shutdown_reason reason; /* VM_EVENT_SHUTDOWN */
 	bool guest;			/* caused by the guest */
 	uint64_t balloon_actual; /* VM_EVENT_BALLOON_CHANGE: guest RAM minus the balloon, bytes */
+	const char *device_id;	 /* VM_EVENT_DEVICE_DELETED: valid during the hook call */
 };
 
 /* QMP's name for a reason: "host-qmp-quit", "guest-reset", ... */
@@ -83,5 +85,10 @@ int vm_balloon_query(struct vm *vm, struct vm_balloon_info *out);
 /* Asks the guest to keep target_bytes of RAM (QMP balloon): -ENODEV without
  * a balloon device, -ERANGE unless 0 < target_bytes <= RAM size. */
 int vm_balloon_set_target(struct vm *vm, uint64_t target_bytes, struct perr *err);
+
+/* Hot plug (core/hotplug.h): the VM's replaceable slots and hot-added
+ * backends; never NULL once the VM is built. */
+struct hotplug;
+struct hotplug *vm_hotplug(struct vm *vm);
 
 #endif

@@ -60,6 +60,11 @@ static int qmp_vm_balloon_set_target(void *opaque, uint64_t target_bytes, struct
 	return vm_balloon_set_target(opaque, target_bytes, err);
 }
 
+static struct hotplug *qmp_vm_hotplug(void *opaque)
+{
+	return vm_hotplug(opaque);
+}
+
 const struct qmp_backend qmp_vm_backend = {
     .set_event_hook = qmp_vm_set_event_hook,
     .get_state = qmp_vm_get_state,
@@ -72,6 +77,7 @@ const struct qmp_backend qmp_vm_backend = {
     .name = qmp_vm_name,
     .balloon_query = qmp_vm_balloon_query,
     .balloon_set_target = qmp_vm_balloon_set_target,
+    .hotplug = qmp_vm_hotplug,
 };
 
 int qmp_server_create(struct eventloop *loop, struct vm *vm, const char *path,

@@ -2,7 +2,7 @@
  * The balloon: balloon and query-balloon, as QEMU has them. Sizes are bytes
  * of guest RAM the guest should have (balloon) or has (query-balloon), i.e.
  * RAM minus the balloon. The guest's answer comes later, as the
- * BALLOON_CHANGE event, through the VM's event hook.
+ * BALLOON_CHANGED event, through the VM's event hook.
  */
 #include <errno.h>
 

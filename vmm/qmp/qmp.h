@@ -47,6 +47,8 @@ struct qmp_backend {
 	/* The balloon; NULL or -ENODEV when the VM has no balloon device. */
 	int (*balloon_query)(void *opaque, struct vm_balloon_info *out);
 	int (*balloon_set_target)(void *opaque, uint64_t target_bytes, struct perr *err);
+	/* Hot plug (core/hotplug.h); NULL when the VM has none. */
+	struct hotplug *(*hotplug)(void *opaque);
 };
 
 /* Wraps vm_control.h; opaque is a struct vm *. */

@@ -65,10 +65,8 @@ const struct qmp_command_family qmp_family_control = {
 
 /* Every command family; a new family (block, device, net, balloon) goes here. */
 static const struct qmp_command_family *const qmp_families[] = {
-    &qmp_family_control,
-    &qmp_family_run,
-    &qmp_family_query,
-    &qmp_family_balloon,
+    &qmp_family_control, &qmp_family_run,     &qmp_family_query,
+    &qmp_family_balloon, &qmp_family_hotplug,
 };
 
 const struct qmp_command *qmp_command_find(const char *name)
@@ -176,15 +174,31 @@ static const char *qmp_event_name(enum vm_event_kind kind)
 	case VM_EVENT_POWERDOWN:
 		return "POWERDOWN";
 	case VM_EVENT_BALLOON_CHANGE:
-		return "BALLOON_CHANGE";
+		return "BALLOON_CHANGED"; /* StratoVirt's name; QEMU's follows it */
+	case VM_EVENT_DEVICE_DELETED:
+		return "DEVICE_DELETED";
 	}
 	return NULL;
 }
 
+static int qmp_session_send_named_event(struct qmp_session *s, const char *name,
+					const struct vm_event *ev, const struct timespec *ts);
+
 int qmp_session_send_event(struct qmp_session *s, const struct vm_event *ev,
 			   const struct timespec *ts)
 {
-	const char *name = qmp_event_name(ev->kind);
+	int ret = qmp_session_send_named_event(s, qmp_event_name(ev->kind), ev, ts);
+
+	/* QEMU (and libvirt, which listens for it) names the balloon event
+	 * BALLOON_CHANGE: send both so clients of either VMM see theirs. */
+	if (ret == 0 && ev->kind == VM_EVENT_BALLOON_CHANGE)
+		ret = qmp_session_send_named_event(s, "BALLOON_CHANGE", ev, ts);
+	return ret;
+}
+
+static int qmp_session_send_named_event(struct qmp_session *s, const char *name,
+					const struct vm_event *ev, const struct timespec *ts)
+{
 	struct timespec now;
 
 	if (s->broken)
@@ -216,6 +230,16 @@ int qmp_session_send_event(struct qmp_session *s, const struct vm_event *ev,
 		qmp_gen_string(g, "data");
 		yajl_gen_map_open(g);
 		qmp_gen_key_int(g, "actual", (long long)ev->balloon_actual);
+		yajl_gen_map_close(g);
+	} else if (ev->kind == VM_EVENT_DEVICE_DELETED) {
+		/* QEMU's shape: the id and the QOM path of a -device/device_add device. */
+		char path[128];
+		const char *id = ev->device_id ? ev->device_id : "";
+		snprintf(path, sizeof(path), "/machine/peripheral/%s", id);
+		qmp_gen_string(g, "data");
+		yajl_gen_map_open(g);
+		qmp_gen_key_string(g, "device", id);
+		qmp_gen_key_string(g, "path", path);
 		yajl_gen_map_close(g);
 	}
 	qmp_gen_string(g, "timestamp");

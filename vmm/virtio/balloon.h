@@ -14,7 +14,7 @@
  *
  * QMP's `balloon` sets the target through virtio_balloon_set_target();
  * the guest reports what it did in the `actual` config field, which the
- * change hook passes on (QMP's BALLOON_CHANGE event).
+ * change hook passes on (QMP's BALLOON_CHANGED event).
  */
 #ifndef PETREL_VIRTIO_BALLOON_H
 #define PETREL_VIRTIO_BALLOON_H

@@ -32,6 +32,8 @@
 #define VIRTIO_NET_F_HOST_ECN	13
 #define VIRTIO_NET_F_MRG_RXBUF	15
 #define VIRTIO_NET_F_STATUS	16
+#define VIRTIO_NET_F_CTRL_VQ	17
+#define VIRTIO_NET_F_MQ		22
 
 #define VIRTIO_NET_S_LINK_UP 1
 
@@ -42,10 +44,21 @@
 #define VIRTIO_NET_HDR_GSO_TCPV6    4
 #define VIRTIO_NET_HDR_GSO_ECN	    0x80
 
-/* Queues (§5.1.2): receiveq1, transmitq1. */
-#define NET_RXQ	       0
-#define NET_TXQ	       1
+/* Control virtqueue commands (§5.1.6.5): a device-readable class, command
+ * and data, then one device-writable ack byte. */
+#define VIRTIO_NET_OK			0
+#define VIRTIO_NET_ERR			1
+#define VIRTIO_NET_CTRL_MQ		4
+#define VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET 0
+#define VIRTIO_NET_CTRL_MQ_VQ_PAIRS_MIN 1
+#define VIRTIO_NET_CTRL_MQ_VQ_PAIRS_MAX 0x8000
+
+/* Queues (§5.1.2): receiveq1, transmitq1, ..., receiveqN, transmitqN, and
+ * with multiqueue the controlq (at 2N with VIRTIO_NET_F_MQ, else at 2). */
+#define NET_RXQ(pair)  ((size_t)2 * (pair))
+#define NET_TXQ(pair)  ((size_t)2 * (pair) + 1u)
 #define NET_QUEUE_SIZE 256
+#define NET_MAX_PAIRS  VMM_NET_MAX_QUEUE_PAIRS
 
 /* The largest frame either way: a 64 KiB GSO frame (the Linux limit) plus an
  * Ethernet header with a VLAN tag. */
@@ -88,14 +101,14 @@ struct net_rx_buf {
 	size_t len;
 };
 
-struct virtio_net {
-	struct virtio_dev vdev; /* first: the transport hands us &vdev */
-	char netdev_id[VMM_ID_MAX];
-	char ifname[IFNAMSIZ];
+/* One receive/transmit queue pair and its tap queue. */
+struct net_pair {
+	struct virtio_net *n;
+	unsigned index;
 	int fd;
-	bool is_tap;
-	uint64_t features;
-	struct virtio_net_config config;
+	/* Steered to by the host kernel (TUNSETQUEUE). Written under the
+	 * transport lock, read by the tap callback: __atomic. */
+	bool tap_attached;
 
 	/* Tap polling, only touched on the device's loop thread (the tap
 	 * callback and the queue callbacks run there). */
@@ -114,20 +127,44 @@ struct virtio_net {
 	unsigned rx_iov_n;
 	struct iovec readv_iov[NET_READV_MAX];
 	uint8_t *rx_tail;
+	/* With MRG_RXBUF, a frame read while the guest had fewer than 64 KiB of
+	 * buffers: bytes [0, rx_partial_cap) are in the held buffers, the rest
+	 * at the start of rx_tail, until more buffers come (0: none). */
+	size_t rx_partial_len;
+	size_t rx_partial_cap;
 
 	bool tx_have_pending; /* tx_chain was popped but the tap said EAGAIN */
 	struct virtq_chain tx_chain;
 	struct virtq_chain rx_chain;
 
-	/* vhost-net: the kernel moves frames between the rings and the tap;
-	 * vhost_fd -1 means the userspace path above. */
+	/* vhost-net, one vhost device per pair: the kernel moves frames
+	 * between the rings and the tap queue; -1 means the userspace path. */
 	int vhost_fd;
-	uint64_t vhost_features;
 	int kick_fd[2]; /* the transport's */
-	int call_fd;	/* the transport's */
 	bool vhost_running;
 
 	uint64_t rx_dropped, tx_dropped;
+};
+
+struct virtio_net {
+	struct virtio_dev vdev; /* first: the transport hands us &vdev */
+	/* net_ops with this device's queue count (2 per pair, plus the
+	 * control queue with multiqueue). */
+	struct virtio_dev_ops ops;
+	char netdev_id[VMM_ID_MAX];
+	char ifname[IFNAMSIZ];
+	bool is_tap;
+	uint64_t features;
+	struct virtio_net_config config;
+
+	unsigned n_pairs;    /* max_virtqueue_pairs */
+	unsigned curr_pairs; /* in use: 1 until VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET */
+	struct net_pair *pairs[NET_MAX_PAIRS];
+	struct virtq_chain ctrl_chain;
+
+	uint64_t vhost_features;
+	int call_fd; /* the transport's, shared by every vhost vring */
+
 	struct log_ratelimit ratelimit;
 };
 
@@ -144,21 +181,84 @@ static bool net_has(const struct virtio_net *n, unsigned bit)
 	return virtio_dev_has_feature(&n->vdev, bit);
 }
 
-/* Tap polling. */
+/* Queue pairs. */
 
-static void net_update_poll(struct virtio_net *n)
+static bool net_multiqueue(const struct virtio_net *n)
 {
-	if (!n->tap_in_loop)
+	return n->n_pairs > 1;
+}
+
+/* Where the guest finds the control queue (§5.1.2). */
+static unsigned net_ctrl_queue(const struct virtio_net *n)
+{
+	return net_has(n, VIRTIO_NET_F_MQ) ? 2u * n->n_pairs : 2u;
+}
+
+/* The host kernel steers frames to the attached queues of a multi-queue tap
+ * only: a pair the guest does not use gets none (§5.1.6.5.5: nothing on
+ * receive queues beyond virtqueue_pairs). */
+static void net_pair_attach_tap(struct net_pair *p, bool on)
+{
+	struct virtio_net *n = p->n;
+	if (!net_multiqueue(n) || !n->is_tap ||
+	    __atomic_load_n(&p->tap_attached, __ATOMIC_SEQ_CST) == on)
 		return;
-	uint32_t events = (n->rx_poll ? EPOLLIN : 0) | (n->tx_wait ? EPOLLOUT : 0);
-	if (events == n->tap_events)
-		return;
-	int ret = eventloop_modify(n->vdev.loop, n->fd, events);
+	/* Before detaching: an EPOLLERR seen after it is then not taken for
+	 * a tap that is gone (see net_tap_event). */
+	if (!on)
+		__atomic_store_n(&p->tap_attached, false, __ATOMIC_SEQ_CST);
+	int ret = tap_set_queue_enabled(p->fd, on);
 	if (ret < 0) {
-		log_warn("%s: tap '%s': epoll: %s", n->vdev.id, n->ifname, strerror(-ret));
+		net_guest_warn(n, "tap '%s' queue %u: TUNSETQUEUE %s: %s", n->ifname, p->index,
+			       on ? "attach" : "detach", strerror(-ret));
+		if (!on)
+			__atomic_store_n(&p->tap_attached, true, __ATOMIC_SEQ_CST);
 		return;
 	}
-	n->tap_events = events;
+	if (on)
+		__atomic_store_n(&p->tap_attached, true, __ATOMIC_SEQ_CST);
+}
+
+/* Tap polling. */
+
+static void net_update_poll(struct net_pair *p)
+{
+	if (!p->tap_in_loop)
+		return;
+	uint32_t events = (p->rx_poll ? EPOLLIN : 0) | (p->tx_wait ? EPOLLOUT : 0);
+	if (events == p->tap_events)
+		return;
+	int ret = eventloop_modify(p->n->vdev.loop, p->fd, events);
+	if (ret < 0) {
+		log_warn("%s: tap '%s': epoll: %s", p->n->vdev.id, p->n->ifname, strerror(-ret));
+		return;
+	}
+	p->tap_events = events;
+}
+
+static void net_tap_event(void *opaque, uint32_t events);
+
+/* On the loop thread. */
+static int net_pair_watch(struct net_pair *p)
+{
+	if (p->tap_in_loop || !p->n->vdev.loop)
+		return 0;
+	int ret = eventloop_add(p->n->vdev.loop, p->fd, EPOLLIN, net_tap_event, p);
+	if (ret < 0)
+		return ret;
+	p->tap_in_loop = true;
+	p->tap_events = EPOLLIN;
+	p->rx_poll = true;
+	p->rx_kicked = false;
+	return 0;
+}
+
+static void net_pair_unwatch(struct net_pair *p)
+{
+	if (!p->tap_in_loop)
+		return;
+	eventloop_remove(p->n->vdev.loop, p->fd);
+	p->tap_in_loop = false;
 }
 
 /* On the loop thread, outside the transport lock: the queues are only
@@ -169,61 +269,67 @@ static void net_update_poll(struct virtio_net *n)
  * epoll_ctl. */
 static void net_tap_event(void *opaque, uint32_t events)
 {
-	struct virtio_net *n = opaque;
+	struct net_pair *p = opaque;
+	struct virtio_net *n = p->n;
 	if (events & (EPOLLERR | EPOLLHUP)) {
+		if (!__atomic_load_n(&p->tap_attached, __ATOMIC_SEQ_CST)) {
+			/* A detached queue: watched again when the guest enables it. */
+			net_pair_unwatch(p);
+			return;
+		}
 		/* tun reports EPOLLERR once the device is gone (ip link del). */
 		log_error("%s: tap '%s' is gone; the guest's link carries nothing from now on",
 			  n->vdev.id, n->ifname);
-		eventloop_remove(n->vdev.loop, n->fd);
-		n->tap_in_loop = false;
+		net_pair_unwatch(p);
 		return;
 	}
 	if (events & EPOLLIN) {
-		if (n->rx_kicked)
-			n->rx_poll = false;
-		n->rx_kicked = true;
-		virtio_dev_kick(&n->vdev, NET_RXQ);
+		if (p->rx_kicked)
+			p->rx_poll = false;
+		p->rx_kicked = true;
+		virtio_dev_kick(&n->vdev, NET_RXQ(p->index));
 	}
 	if (events & EPOLLOUT) {
-		n->tx_wait = false;
-		virtio_dev_kick(&n->vdev, NET_TXQ);
+		p->tx_wait = false;
+		virtio_dev_kick(&n->vdev, NET_TXQ(p->index));
 	}
-	net_update_poll(n);
+	net_update_poll(p);
 }
 
 /* Receive (§5.1.6.3, §5.1.6.4). */
 
 /* Drops the first k buffers (they were filled and returned). */
-static void net_rx_consume(struct virtio_net *n, unsigned k)
+static void net_rx_consume(struct net_pair *p, unsigned k)
 {
 	for (unsigned i = 0; i < k; i++)
-		n->rx_cap -= n->rx_bufs[i].len;
-	if (k >= n->rx_n) {
-		n->rx_n = 0;
-		n->rx_iov_n = 0;
-		n->rx_cap = 0;
+		p->rx_cap -= p->rx_bufs[i].len;
+	if (k >= p->rx_n) {
+		p->rx_n = 0;
+		p->rx_iov_n = 0;
+		p->rx_cap = 0;
 		return;
 	}
-	unsigned base = n->rx_bufs[k].iov_start;
-	memmove(n->rx_bufs, n->rx_bufs + k, (n->rx_n - k) * sizeof(n->rx_bufs[0]));
-	n->rx_n -= k;
-	for (unsigned i = 0; i < n->rx_n; i++)
-		n->rx_bufs[i].iov_start -= base;
-	memmove(n->rx_iov, n->rx_iov + base, (n->rx_iov_n - base) * sizeof(n->rx_iov[0]));
-	n->rx_iov_n -= base;
+	unsigned base = p->rx_bufs[k].iov_start;
+	memmove(p->rx_bufs, p->rx_bufs + k, (p->rx_n - k) * sizeof(p->rx_bufs[0]));
+	p->rx_n -= k;
+	for (unsigned i = 0; i < p->rx_n; i++)
+		p->rx_bufs[i].iov_start -= base;
+	memmove(p->rx_iov, p->rx_iov + base, (p->rx_iov_n - base) * sizeof(p->rx_iov[0]));
+	p->rx_iov_n -= base;
 }
 
 /* Takes receive chains from the ring until one frame of any size fits (one
  * chain without MRG_RXBUF, whose frames must fit a single chain). False
  * when the guest has given no buffer at all. */
-static bool net_rx_take_buffers(struct virtio_net *n, struct virtqueue *vq)
+static bool net_rx_take_buffers(struct net_pair *p, struct virtqueue *vq)
 {
+	struct virtio_net *n = p->n;
 	bool mrg = net_has(n, VIRTIO_NET_F_MRG_RXBUF);
-	while (n->rx_n < NET_QUEUE_SIZE && (n->rx_n == 0 || (mrg && n->rx_cap < NET_MAX_CHAIN))) {
+	while (p->rx_n < NET_QUEUE_SIZE && (p->rx_n == 0 || (mrg && p->rx_cap < NET_MAX_CHAIN))) {
 		/* A chain has at most queue-size descriptors. */
-		if (n->rx_iov_n + vq->size > NET_RX_IOV_MAX)
+		if (p->rx_iov_n + vq->size > NET_RX_IOV_MAX)
 			break;
-		struct virtq_chain *c = &n->rx_chain;
+		struct virtq_chain *c = &p->rx_chain;
 		if (virtq_pop_desc_chain(vq, c) <= 0)
 			break;
 		if (c->n_out || c->in_len < TAP_VNET_HDR_LEN) {
@@ -235,37 +341,37 @@ static bool net_rx_take_buffers(struct virtio_net *n, struct virtqueue *vq)
 			virtq_push_used(vq, c->head, 0);
 			continue;
 		}
-		struct net_rx_buf *b = &n->rx_bufs[n->rx_n++];
+		struct net_rx_buf *b = &p->rx_bufs[p->rx_n++];
 		b->head = c->head;
-		b->iov_start = n->rx_iov_n;
+		b->iov_start = p->rx_iov_n;
 		b->n_iov = c->n_in;
 		b->len = c->in_len;
-		memcpy(n->rx_iov + n->rx_iov_n, virtq_chain_in(c), c->n_in * sizeof(struct iovec));
-		n->rx_iov_n += c->n_in;
-		n->rx_cap += c->in_len;
+		memcpy(p->rx_iov + p->rx_iov_n, virtq_chain_in(c), c->n_in * sizeof(struct iovec));
+		p->rx_iov_n += c->n_in;
+		p->rx_cap += c->in_len;
 	}
-	return n->rx_n > 0;
+	return p->rx_n > 0;
 }
 
 /* The readv vector: as many held buffers as one frame may need, then the
  * tail. *n_bufs and *cap say which buffers are in it. */
-static int net_rx_build_iov(struct virtio_net *n, unsigned *n_bufs, size_t *cap)
+static int net_rx_build_iov(struct net_pair *p, unsigned *n_bufs, size_t *cap)
 {
-	bool mrg = net_has(n, VIRTIO_NET_F_MRG_RXBUF);
+	bool mrg = net_has(p->n, VIRTIO_NET_F_MRG_RXBUF);
 	unsigned k = 0, b;
 	size_t c = 0;
-	for (b = 0; b < n->rx_n; b++) {
-		const struct net_rx_buf *rb = &n->rx_bufs[b];
+	for (b = 0; b < p->rx_n; b++) {
+		const struct net_rx_buf *rb = &p->rx_bufs[b];
 		if (b > 0 && (!mrg || c >= NET_MAX_CHAIN))
 			break;
 		if (k + rb->n_iov >= NET_READV_MAX)
 			break;
-		memcpy(n->readv_iov + k, n->rx_iov + rb->iov_start,
+		memcpy(p->readv_iov + k, p->rx_iov + rb->iov_start,
 		       rb->n_iov * sizeof(struct iovec));
 		k += rb->n_iov;
 		c += rb->len;
 	}
-	n->readv_iov[k++] = (struct iovec){n->rx_tail, NET_RX_TAIL_LEN};
+	p->readv_iov[k++] = (struct iovec){p->rx_tail, NET_RX_TAIL_LEN};
 	*n_bufs = b;
 	*cap = c;
 	return (int)k;
@@ -273,75 +379,101 @@ static int net_rx_build_iov(struct virtio_net *n, unsigned *n_bufs, size_t *cap)
 
 /* A frame of len bytes (header included) is in the first buffers: finish
  * its header and return them. */
-static void net_rx_deliver(struct virtio_net *n, struct virtqueue *vq, size_t len)
+static void net_rx_deliver(struct net_pair *p, struct virtqueue *vq, size_t len)
 {
 	unsigned used = 0;
-	for (size_t left = len; left > 0 && used < n->rx_n; used++)
-		left -= left < n->rx_bufs[used].len ? left : n->rx_bufs[used].len;
-	const struct net_rx_buf *first = &n->rx_bufs[0];
-	const struct iovec *hiov = n->rx_iov + first->iov_start;
+	for (size_t left = len; left > 0 && used < p->rx_n; used++)
+		left -= left < p->rx_bufs[used].len ? left : p->rx_bufs[used].len;
+	const struct net_rx_buf *first = &p->rx_bufs[0];
+	const struct iovec *hiov = p->rx_iov + first->iov_start;
 	/* §5.1.6.4: num_buffers is the number of chains used (1 without
 	 * MRG_RXBUF); without GUEST_CSUM, flags must be zero (the host already
 	 * completed the checksum: no TUN_F_CSUM was set). */
 	uint16_t num_buffers = htole16((uint16_t)used);
 	virtq_iov_from_buf(hiov, first->n_iov, offsetof(struct virtio_net_hdr_v1, num_buffers),
 			   &num_buffers, sizeof(num_buffers));
-	if (!net_has(n, VIRTIO_NET_F_GUEST_CSUM)) {
+	if (!net_has(p->n, VIRTIO_NET_F_GUEST_CSUM)) {
 		uint8_t zero = 0;
 		virtq_iov_from_buf(hiov, first->n_iov, 0, &zero, 1);
 	}
 	size_t left = len;
 	for (unsigned i = 0; i < used; i++) {
-		size_t take = left < n->rx_bufs[i].len ? left : n->rx_bufs[i].len;
-		virtq_push_used(vq, n->rx_bufs[i].head, (uint32_t)take);
+		size_t take = left < p->rx_bufs[i].len ? left : p->rx_bufs[i].len;
+		virtq_push_used(vq, p->rx_bufs[i].head, (uint32_t)take);
 		left -= take;
 	}
-	net_rx_consume(n, used);
+	net_rx_consume(p, used);
 }
 
-static void net_rx(struct virtio_net *n)
+/* A held partial frame: true when it went to the guest, false when the
+ * guest has still not given buffers enough. */
+static bool net_rx_finish_partial(struct net_pair *p, struct virtqueue *vq)
 {
-	struct virtqueue *vq = &n->vdev.vqs[NET_RXQ];
+	if (p->rx_cap < p->rx_partial_len)
+		return false;
+	virtq_iov_from_buf(p->rx_iov, p->rx_iov_n, p->rx_partial_cap, p->rx_tail,
+			   p->rx_partial_len - p->rx_partial_cap);
+	net_rx_deliver(p, vq, p->rx_partial_len);
+	p->rx_partial_len = 0;
+	return true;
+}
+
+static void net_rx(struct net_pair *p)
+{
+	struct virtio_net *n = p->n;
+	struct virtqueue *vq = &n->vdev.vqs[NET_RXQ(p->index)];
 	unsigned frames = 0;
-	n->rx_kicked = false;
+	p->rx_kicked = false;
 	for (;;) {
 		if (frames == NET_RX_BATCH) {
 			/* More may be waiting: the level-triggered tap event comes back
 			 * after the other fds had their turn. */
-			n->rx_poll = true;
+			p->rx_poll = true;
 			break;
 		}
-		if (!net_rx_take_buffers(n, vq)) {
+		if (!net_rx_take_buffers(p, vq) ||
+		    (p->rx_partial_len && !net_rx_finish_partial(p, vq))) {
 			/* Frames stay in the tap's queue; the guest notifies this
 			 * queue when it adds buffers, which brings us back. */
-			n->rx_poll = false;
+			p->rx_poll = false;
 			break;
 		}
+		if (p->rx_n == 0)
+			continue; /* a held frame took every buffer */
 		unsigned n_bufs;
 		size_t cap;
-		int cnt = net_rx_build_iov(n, &n_bufs, &cap);
-		ssize_t got = readv(n->fd, n->readv_iov, cnt);
+		int cnt = net_rx_build_iov(p, &n_bufs, &cap);
+		ssize_t got = readv(p->fd, p->readv_iov, cnt);
 		if (got < 0) {
 			if (errno == EINTR)
 				continue;
 			if (errno != EAGAIN)
-				net_guest_warn(n, "read from tap '%s': %s", n->ifname,
-					       strerror(errno));
-			n->rx_poll = true;
+				net_guest_warn(n, "read from tap '%s' queue %u: %s", n->ifname,
+					       p->index, strerror(errno));
+			p->rx_poll = true;
 			break;
 		}
 		frames++;
+		if ((size_t)got > cap && (size_t)got <= NET_MAX_CHAIN &&
+		    net_has(n, VIRTIO_NET_F_MRG_RXBUF)) {
+			/* The ring ran short of a whole 64 KiB: keep the frame
+			 * (the rest is in rx_tail) until the guest adds buffers,
+			 * rather than drop it and make TCP retransmit. */
+			p->rx_partial_len = (size_t)got;
+			p->rx_partial_cap = cap;
+			continue;
+		}
 		if ((size_t)got > cap || (size_t)got < TAP_VNET_HDR_LEN) {
-			n->rx_dropped++;
+			p->rx_dropped++;
 			net_guest_warn(n,
 				       "received frame of %zd bytes (header included) does not fit "
 				       "the %zu bytes of guest receive buffers; dropped",
 				       got, cap);
 			continue;
 		}
-		net_rx_deliver(n, vq, (size_t)got);
+		net_rx_deliver(p, vq, (size_t)got);
 	}
-	net_update_poll(n);
+	net_update_poll(p);
 	virtq_notify_used(vq);
 }
 
@@ -371,8 +503,9 @@ static const char *net_tx_header_problem(const struct virtio_net *n,
 
 /* 0 when the chain is done with (sent or dropped), -EAGAIN when the tap
  * cannot take it now. */
-static int net_tx_frame(struct virtio_net *n, struct virtq_chain *c)
+static int net_tx_frame(struct net_pair *p, struct virtq_chain *c)
 {
+	struct virtio_net *n = p->n;
 	struct virtio_net_hdr_v1 hdr;
 	const char *bad = NULL;
 	if (c->n_in)
@@ -384,92 +517,204 @@ static int net_tx_frame(struct virtio_net *n, struct virtq_chain *c)
 	else if (virtq_iov_to_buf(c->iov, c->n_out, 0, &hdr, sizeof(hdr)) == sizeof(hdr))
 		bad = net_tx_header_problem(n, &hdr);
 	if (bad) {
-		n->tx_dropped++;
+		p->tx_dropped++;
 		net_guest_warn(n, "transmit chain %u (%zu bytes) %s; dropped", c->head, c->out_len,
 			       bad);
 		return 0;
 	}
 	for (;;) {
-		if (writev(n->fd, c->iov, (int)c->n_out) >= 0)
+		if (writev(p->fd, c->iov, (int)c->n_out) >= 0)
 			return 0;
 		if (errno == EINTR)
 			continue;
 		if (errno == EAGAIN)
 			return -EAGAIN;
 		/* EIO: the tap is down; EINVAL: the tap refused the header. */
-		n->tx_dropped++;
-		net_guest_warn(n, "write to tap '%s': %s; frame dropped", n->ifname,
-			       strerror(errno));
+		p->tx_dropped++;
+		net_guest_warn(n, "write to tap '%s' queue %u: %s; frame dropped", n->ifname,
+			       p->index, strerror(errno));
 		return 0;
 	}
 }
 
-static void net_tx(struct virtio_net *n)
+static void net_tx(struct net_pair *p)
 {
-	struct virtqueue *vq = &n->vdev.vqs[NET_TXQ];
+	struct virtio_net *n = p->n;
+	struct virtqueue *vq = &n->vdev.vqs[NET_TXQ(p->index)];
 	unsigned frames;
 	for (frames = 0; frames < NET_TX_BATCH; frames++) {
-		if (!n->tx_have_pending) {
-			if (virtq_pop_desc_chain(vq, &n->tx_chain) <= 0)
+		if (!p->tx_have_pending) {
+			if (virtq_pop_desc_chain(vq, &p->tx_chain) <= 0)
 				break;
-			n->tx_have_pending = true;
+			p->tx_have_pending = true;
 		}
-		if (net_tx_frame(n, &n->tx_chain) == -EAGAIN) {
+		if (net_tx_frame(p, &p->tx_chain) == -EAGAIN) {
 			/* Keep the chain; EPOLLOUT brings us back. */
-			n->tx_wait = true;
-			net_update_poll(n);
+			p->tx_wait = true;
+			net_update_poll(p);
 			break;
 		}
-		n->tx_have_pending = false;
-		virtq_push_used(vq, n->tx_chain.head, 0);
+		p->tx_have_pending = false;
+		virtq_push_used(vq, p->tx_chain.head, 0);
 	}
 	/* A full batch may leave chains behind: with EVENT_IDX the guest does
 	 * not notify again until the ring was seen empty, so come back. */
 	if (frames == NET_TX_BATCH)
-		virtio_dev_kick(&n->vdev, NET_TXQ);
+		virtio_dev_kick(&n->vdev, NET_TXQ(p->index));
 	virtq_notify_used(vq);
 }
 
-/* vhost-net. */
+/* Multiqueue: which pairs carry traffic (§5.1.6.5.5). Under the transport
+ * lock; on the loop thread when called for a control command. */
+static void net_set_curr_pairs(struct virtio_net *n, unsigned pairs, bool on_loop)
+{
+	for (unsigned i = 1; i < n->n_pairs; i++) {
+		struct net_pair *p = n->pairs[i];
+		bool on = i < pairs;
+		net_pair_attach_tap(p, on);
+		if (!on_loop || p->vhost_fd >= 0)
+			continue;
+		if (on) {
+			/* Frames may already wait in the newly attached queue. */
+			if (net_pair_watch(p) < 0)
+				net_guest_warn(n, "tap '%s' queue %u: cannot watch it", n->ifname,
+					       i);
+			p->rx_poll = true;
+			net_update_poll(p);
+			virtio_dev_kick(&n->vdev, NET_RXQ(i));
+		} else {
+			/* Chains held or waiting stay with the ring, which the guest
+			 * keeps: they are used when the pair comes back. */
+			p->tx_wait = false;
+			net_pair_unwatch(p);
+		}
+	}
+	n->curr_pairs = pairs;
+}
 
-static void net_vhost_stop(struct virtio_net *n)
+/* Control queue (§5.1.6.5). The ack for one command. */
+static uint8_t net_ctrl_command(struct virtio_net *n, struct virtq_chain *c)
+{
+	uint8_t hdr[2];
+	if (c->out_len < sizeof(hdr)) {
+		net_guest_warn(n, "control command of %zu bytes has no class and command",
+			       c->out_len);
+		return VIRTIO_NET_ERR;
+	}
+	virtq_iov_to_buf(c->iov, c->n_out, 0, hdr, sizeof(hdr));
+	size_t data_len = c->out_len - sizeof(hdr);
+	if (hdr[0] == VIRTIO_NET_CTRL_MQ && hdr[1] == VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET) {
+		uint16_t pairs;
+		if (!net_has(n, VIRTIO_NET_F_MQ)) {
+			net_guest_warn(n, "%s", "VQ_PAIRS_SET without VIRTIO_NET_F_MQ refused");
+			return VIRTIO_NET_ERR;
+		}
+		if (data_len != sizeof(pairs)) {
+			net_guest_warn(n,
+				       "VQ_PAIRS_SET with %zu bytes of data refused (2 expected)",
+				       data_len);
+			return VIRTIO_NET_ERR;
+		}
+		virtq_iov_to_buf(c->iov, c->n_out, sizeof(hdr), &pairs, sizeof(pairs));
+		pairs = le16toh(pairs);
+		/* §5.1.6.5.5: virtqueue_pairs within [MIN, MAX] and at most
+		 * max_virtqueue_pairs, else the device answers VIRTIO_NET_ERR. */
+		if (pairs < VIRTIO_NET_CTRL_MQ_VQ_PAIRS_MIN ||
+		    pairs > VIRTIO_NET_CTRL_MQ_VQ_PAIRS_MAX || pairs > n->n_pairs) {
+			net_guest_warn(n, "VQ_PAIRS_SET %u refused: allowed 1 to %u", pairs,
+				       n->n_pairs);
+			return VIRTIO_NET_ERR;
+		}
+		net_set_curr_pairs(n, pairs, true);
+		log_debug("%s: %u of %u queue pairs in use", n->vdev.id, pairs, n->n_pairs);
+		return VIRTIO_NET_OK;
+	}
+	net_guest_warn(n, "control class %u command %u is not supported", hdr[0], hdr[1]);
+	return VIRTIO_NET_ERR;
+}
+
+static void net_ctrl(struct virtio_net *n)
+{
+	struct virtqueue *vq = &n->vdev.vqs[net_ctrl_queue(n)];
+	struct virtq_chain *c = &n->ctrl_chain;
+	while (virtq_pop_desc_chain(vq, c) > 0) {
+		uint32_t written = 0;
+		if (c->n_in == 0) {
+			/* No room for the ack: nothing is done, the chain goes back. */
+			net_guest_warn(n, "control chain %u has no writable ack byte; ignored",
+				       c->head);
+		} else {
+			uint8_t ack = net_ctrl_command(n, c);
+			written = (uint32_t)virtq_iov_from_buf(virtq_chain_in(c), c->n_in, 0, &ack,
+							       sizeof(ack));
+		}
+		virtq_push_used(vq, c->head, written);
+	}
+	virtq_notify_used(vq);
+}
+
+/* vhost-net: one vhost device per pair, each with vrings 0 (receive) and 1
+ * (transmit) of its own. */
+
+static void net_vhost_stop(struct net_pair *p)
 {
 	for (unsigned i = 0; i < 2; i++) {
 		struct vhost_vring_file none = {.index = i, .fd = -1};
-		(void)ioctl(n->vhost_fd, VHOST_NET_SET_BACKEND, &none);
-		vhost_clear_vring(n->vhost_fd, i);
+		(void)ioctl(p->vhost_fd, VHOST_NET_SET_BACKEND, &none);
+		vhost_clear_vring(p->vhost_fd, i);
 	}
-	n->vhost_running = false;
+	p->vhost_running = false;
 }
 
-/* DRIVER_OK: both rings and the tap go to the kernel. The tap keeps its
- * 12-byte header, so vhost-net passes headers through untouched (without
- * VHOST_NET_F_VIRTIO_NET_HDR it adds none of its own). */
-static int net_vhost_start(struct virtio_net *n)
+/* DRIVER_OK: both rings and the tap queue go to the kernel. The tap keeps
+ * its 12-byte header, so vhost-net passes headers through untouched
+ * (without VHOST_NET_F_VIRTIO_NET_HDR it adds none of its own). */
+static int net_vhost_start(struct net_pair *p, struct perr *err)
 {
-	struct perr err = {0};
-	int ret = vhost_set_features(n->vhost_fd, n->vdev.features & n->vhost_features, &err);
+	struct virtio_net *n = p->n;
+	int ret = vhost_set_features(p->vhost_fd, n->vdev.features & n->vhost_features, err);
 	if (ret == 0)
-		ret = vhost_set_mem_table(n->vhost_fd, n->vdev.mem, &err);
+		ret = vhost_set_mem_table(p->vhost_fd, n->vdev.mem, err);
 	for (unsigned i = 0; ret == 0 && i < 2; i++) {
-		struct virtqueue *vq = &n->vdev.vqs[i];
-		if (!vq->ready) {
-			ret = perr_setx(&err, -EINVAL, "queue %u is not enabled", i);
-			break;
-		}
-		ret = vhost_set_vring(n->vhost_fd, i, vq, n->kick_fd[i], n->call_fd, &err);
+		unsigned q = 2 * p->index + i;
+		ret = vhost_set_vring(p->vhost_fd, i, &n->vdev.vqs[q], p->kick_fd[i], n->call_fd,
+				      err);
 		if (ret < 0)
 			break;
-		struct vhost_vring_file backend = {.index = i, .fd = n->fd};
-		if (ioctl(n->vhost_fd, VHOST_NET_SET_BACKEND, &backend) < 0)
-			ret = perr_set(&err, -errno, "vring %u: VHOST_NET_SET_BACKEND", i);
+		struct vhost_vring_file backend = {.index = i, .fd = p->fd};
+		if (ioctl(p->vhost_fd, VHOST_NET_SET_BACKEND, &backend) < 0)
+			ret = perr_set(err, -errno, "vring %u: VHOST_NET_SET_BACKEND", i);
 	}
 	if (ret < 0) {
-		log_error("%s: starting vhost-net: %s", n->vdev.id, err.msg);
-		net_vhost_stop(n);
+		net_vhost_stop(p);
 		return ret;
 	}
-	n->vhost_running = true;
+	p->vhost_running = true;
+	return 0;
+}
+
+static int net_vhost_start_all(struct virtio_net *n)
+{
+	for (unsigned i = 0; i < n->n_pairs; i++) {
+		struct net_pair *p = n->pairs[i];
+		bool ready = n->vdev.vqs[NET_RXQ(i)].ready && n->vdev.vqs[NET_TXQ(i)].ready;
+		struct perr err = {0};
+		int ret;
+		if (!ready && i == 0)
+			ret = perr_setx(&err, -EINVAL, "queue pair 0 is not enabled");
+		else if (!ready)
+			continue; /* a driver without multiqueue sets up pair 0 only */
+		else
+			ret = net_vhost_start(p, &err);
+		if (ret < 0) {
+			log_error("%s: starting vhost-net (queue pair %u): %s", n->vdev.id, i,
+				  err.msg);
+			for (unsigned j = 0; j < i; j++)
+				if (n->pairs[j]->vhost_running)
+					net_vhost_stop(n->pairs[j]);
+			return ret;
+		}
+	}
 	return 0;
 }
 
@@ -513,53 +758,88 @@ static int net_activate(struct virtio_dev *vdev)
 		off |= TAP_OFFLOAD_TSO6;
 	if (net_has(n, VIRTIO_NET_F_GUEST_ECN))
 		off |= TAP_OFFLOAD_ECN;
-	int ret = tap_set_offload(n->fd, off);
+	/* Offloads belong to the tap, not to a queue; queue 0 is always attached. */
+	int ret = tap_set_offload(n->pairs[0]->fd, off);
 	if (ret < 0 && n->is_tap) {
 		log_error("%s: tap '%s': TUNSETOFFLOAD 0x%x: %s", vdev->id, n->ifname, off,
 			  strerror(-ret));
 		return ret;
 	}
-	if (n->vhost_fd >= 0)
-		return net_vhost_start(n);
-	return 0;
+	/* §5.1.6.5.5: receiveq1 only until the driver asks for more. */
+	if (net_has(n, VIRTIO_NET_F_MQ) && !net_has(n, VIRTIO_NET_F_CTRL_VQ))
+		net_guest_warn(n, "%s",
+			       "VIRTIO_NET_F_MQ without VIRTIO_NET_F_CTRL_VQ: one queue pair");
+	if (n->pairs[0]->vhost_fd < 0)
+		return 0;
+	/* The notifications of queue 2 go to pair 2's vhost device, so a
+	 * control queue there would never be served: refuse that set instead
+	 * of leaving the driver waiting (Linux takes MQ whenever offered). */
+	if (net_multiqueue(n) && net_has(n, VIRTIO_NET_F_CTRL_VQ) && !net_has(n, VIRTIO_NET_F_MQ)) {
+		net_guest_warn(n, "%s",
+			       "VIRTIO_NET_F_CTRL_VQ without VIRTIO_NET_F_MQ is not supported with "
+			       "vhost-net and queues > 1; device needs reset");
+		return -ENOTSUP;
+	}
+	return net_vhost_start_all(n);
 }
 
 static void net_queue_notify(struct virtio_dev *vdev, unsigned index)
 {
 	struct virtio_net *n = to_net(vdev);
-	if (n->vhost_fd >= 0)
+	if (net_has(n, VIRTIO_NET_F_CTRL_VQ) && index == net_ctrl_queue(n)) {
+		net_ctrl(n);
+		return;
+	}
+	unsigned pair = index / 2;
+	/* A pair the guest has not enabled, or a queue that is none of ours with
+	 * the negotiated features (the control queue's place without CTRL_VQ). */
+	if (pair >= n->curr_pairs)
+		return;
+	struct net_pair *p = n->pairs[pair];
+	if (p->vhost_fd >= 0)
 		return; /* the kernel has the rings */
-	if (index == NET_RXQ)
-		net_rx(n);
+	if (index % 2 == 0)
+		net_rx(p);
 	else
-		net_tx(n);
+		net_tx(p);
 }
 
 static void net_reset(struct virtio_dev *vdev)
 {
 	struct virtio_net *n = to_net(vdev);
-	if (n->vhost_running)
-		net_vhost_stop(n);
-	/* Held buffers and a waiting chain belong to the old rings. The tap
-	 * events stay as they are: they only kick queues, which a reset device
-	 * ignores until the driver is back. */
-	n->rx_n = 0;
-	n->rx_iov_n = 0;
-	n->rx_cap = 0;
-	n->tx_have_pending = false;
+	/* On the thread that wrote the status: the tap callbacks let go of
+	 * detached queues themselves (net_tap_event). */
+	net_set_curr_pairs(n, 1, false);
+	for (unsigned i = 0; i < n->n_pairs; i++) {
+		struct net_pair *p = n->pairs[i];
+		if (p->vhost_running)
+			net_vhost_stop(p);
+		/* Held buffers and a waiting chain belong to the old rings. The
+		 * tap events stay as they are: they only kick queues, which a
+		 * reset device ignores until the driver is back. */
+		p->rx_n = 0;
+		p->rx_iov_n = 0;
+		p->rx_cap = 0;
+		p->rx_partial_len = 0;
+		p->tx_have_pending = false;
+	}
 }
 
 static int net_realize(struct virtio_dev *vdev, struct perr *err)
 {
 	struct virtio_net *n = to_net(vdev);
-	if (n->vhost_fd >= 0) {
-		for (unsigned i = 0; i < 2; i++) {
-			int fd = virtio_dev_queue_kick_fd(vdev, i);
-			if (fd < 0)
-				return perr_set(err, fd,
-						"%s: queue %u: no notification eventfd for vhost",
-						vdev->id, i);
-			n->kick_fd[i] = fd;
+	if (n->pairs[0]->vhost_fd >= 0) {
+		for (unsigned i = 0; i < n->n_pairs; i++) {
+			for (unsigned j = 0; j < 2; j++) {
+				unsigned q = 2 * i + j;
+				int fd = virtio_dev_queue_kick_fd(vdev, q);
+				if (fd < 0)
+					return perr_set(
+					    err, fd,
+					    "%s: queue %u: no notification eventfd for vhost",
+					    vdev->id, q);
+				n->pairs[i]->kick_fd[j] = fd;
+			}
 		}
 		int fd = virtio_dev_call_fd(vdev);
 		if (fd < 0)
@@ -569,35 +849,41 @@ static int net_realize(struct virtio_dev *vdev, struct perr *err)
 	}
 	if (!vdev->loop)
 		return 0; /* tests: frames are read when the guest notifies the rx queue */
-	int ret = eventloop_add(vdev->loop, n->fd, EPOLLIN, net_tap_event, n);
+	/* Pair 0 only: the others are detached until the guest enables them. */
+	int ret = net_pair_watch(n->pairs[0]);
 	if (ret < 0)
 		return perr_set(err, ret, "-netdev %s: watching tap '%s'", n->netdev_id, n->ifname);
-	n->tap_in_loop = true;
-	n->tap_events = EPOLLIN;
-	n->rx_poll = true;
 	return 0;
+}
+
+static void net_pair_free(struct net_pair *p)
+{
+	if (!p)
+		return;
+	net_pair_unwatch(p);
+	if (p->vhost_fd >= 0) {
+		if (p->vhost_running)
+			net_vhost_stop(p);
+		close(p->vhost_fd);
+	}
+	if (p->fd >= 0)
+		close(p->fd);
+	free(p->rx_tail);
+	free(p);
 }
 
 static void net_destroy(struct virtio_dev *vdev)
 {
 	struct virtio_net *n = to_net(vdev);
-	if (n->tap_in_loop)
-		eventloop_remove(vdev->loop, n->fd);
-	if (n->vhost_fd >= 0) {
-		if (n->vhost_running)
-			net_vhost_stop(n);
-		close(n->vhost_fd);
-	}
-	if (n->fd >= 0)
-		close(n->fd);
-	free(n->rx_tail);
+	for (unsigned i = 0; i < n->n_pairs; i++)
+		net_pair_free(n->pairs[i]);
 	free(n);
 }
 
 static const struct virtio_dev_ops net_ops = {
     .name = "virtio-net",
     .device_id = VIRTIO_ID_NET,
-    .num_queues = 2,
+    .num_queues = 2, /* per device: see virtio_net_create_on_fds */
     .max_queue_size = NET_QUEUE_SIZE,
     .get_features = net_get_features,
     .config_read = net_config_read,
@@ -631,25 +917,57 @@ void virtio_net_default_mac(const char *vm_name, const char *dev_id, uint8_t mac
 	mac[5] = (uint8_t)h;
 }
 
-int virtio_net_create_on_fd(int fd, bool is_tap, const char *ifname,
-			    const struct vmm_net_device *dev, const uint8_t mac[6],
-			    struct virtio_dev **out, struct perr *err)
+static struct net_pair *net_pair_new(struct virtio_net *n, unsigned index, int fd)
 {
-	struct virtio_net *n = calloc(1, sizeof(*n));
+	struct net_pair *p = calloc(1, sizeof(*p));
 	uint8_t *tail = malloc(NET_RX_TAIL_LEN);
-	if (!n || !tail) {
-		free(n);
+	if (!p || !tail) {
+		free(p);
 		free(tail);
-		close(fd);
-		perr_set(err, -ENOMEM, "-device %s", dev->id);
-		return -ENOMEM;
+		return NULL;
 	}
-	n->vdev.ops = &net_ops;
-	n->fd = fd;
-	n->vhost_fd = -1;
-	n->kick_fd[0] = n->kick_fd[1] = n->call_fd = -1;
+	p->n = n;
+	p->index = index;
+	p->fd = fd;
+	p->tap_attached = true;
+	p->rx_tail = tail;
+	p->vhost_fd = -1;
+	p->kick_fd[0] = p->kick_fd[1] = -1;
+	return p;
+}
+
+int virtio_net_create_on_fds(const int *fds, unsigned n_pairs, bool is_tap, const char *ifname,
+			     const struct vmm_net_device *dev, const uint8_t mac[6],
+			     struct virtio_dev **out, struct perr *err)
+{
+	int ret;
+	if (n_pairs < 1 || n_pairs > NET_MAX_PAIRS) {
+		for (unsigned i = 0; i < n_pairs && i < NET_MAX_PAIRS; i++)
+			close(fds[i]);
+		return perr_setx(err, -EINVAL, "-device %s: %u queue pairs; allowed: 1 to %u",
+				 dev->id, n_pairs, NET_MAX_PAIRS);
+	}
+	struct virtio_net *n = calloc(1, sizeof(*n));
+	if (!n) {
+		for (unsigned i = 0; i < n_pairs; i++)
+			close(fds[i]);
+		return perr_set(err, -ENOMEM, "-device %s", dev->id);
+	}
+	n->n_pairs = n_pairs;
+	n->curr_pairs = 1;
+	n->call_fd = -1;
 	n->is_tap = is_tap;
-	n->rx_tail = tail;
+	for (unsigned i = 0; i < n_pairs; i++) {
+		n->pairs[i] = net_pair_new(n, i, fds[i]);
+		if (!n->pairs[i]) {
+			for (unsigned j = i; j < n_pairs; j++)
+				close(fds[j]);
+			ret = perr_set(err, -ENOMEM, "-device %s", dev->id);
+			goto fail;
+		}
+	}
+	n->ops = net_ops;
+	n->vdev.ops = &n->ops;
 	snprintf(n->netdev_id, sizeof(n->netdev_id), "%s", dev->netdev);
 	snprintf(n->ifname, sizeof(n->ifname), "%s", ifname);
 	snprintf(n->vdev.id, sizeof(n->vdev.id), "virtio-net %s", dev->id);
@@ -659,11 +977,41 @@ int virtio_net_create_on_fd(int fd, bool is_tap, const char *ifname,
 		      VIRTIO_BIT(VIRTIO_NET_F_HOST_TSO4) | VIRTIO_BIT(VIRTIO_NET_F_HOST_TSO6) |
 		      VIRTIO_BIT(VIRTIO_NET_F_HOST_ECN) | VIRTIO_BIT(VIRTIO_NET_F_MRG_RXBUF) |
 		      VIRTIO_BIT(VIRTIO_NET_F_STATUS);
+	if (n_pairs > 1) {
+		/* §5.1.3.1: MQ needs the control queue to choose the pair count. */
+		n->features |= VIRTIO_BIT(VIRTIO_NET_F_CTRL_VQ) | VIRTIO_BIT(VIRTIO_NET_F_MQ);
+		n->ops.num_queues = 2 * n_pairs + 1;
+		/* Only receiveq1 until VQ_PAIRS_SET (§5.1.6.5.5). */
+		for (unsigned i = 1; i < n_pairs; i++) {
+			if (!is_tap) {
+				n->pairs[i]->tap_attached = false;
+				continue;
+			}
+			ret = tap_set_queue_enabled(fds[i], false);
+			if (ret < 0) {
+				perr_set(err, ret,
+					 "-netdev %s: tap '%s' queue %u: TUNSETQUEUE detach",
+					 dev->netdev, ifname, i);
+				goto fail;
+			}
+			n->pairs[i]->tap_attached = false;
+		}
+	}
 	memcpy(n->config.mac, mac, 6);
 	n->config.status = htole16(VIRTIO_NET_S_LINK_UP);
-	n->config.max_virtqueue_pairs = htole16(1);
+	n->config.max_virtqueue_pairs = htole16((uint16_t)n_pairs);
 	*out = &n->vdev;
 	return 0;
+fail:
+	net_destroy(&n->vdev);
+	return ret;
+}
+
+int virtio_net_create_on_fd(int fd, bool is_tap, const char *ifname,
+			    const struct vmm_net_device *dev, const uint8_t mac[6],
+			    struct virtio_dev **out, struct perr *err)
+{
+	return virtio_net_create_on_fds(&fd, 1, is_tap, ifname, dev, mac, out, err);
 }
 
 /* What vhost-net must do for the features this device and its transport
@@ -678,17 +1026,13 @@ static void net_vhost_unavailable(const struct vmm_netdev *netdev, const char *w
 		 netdev->id, why);
 }
 
-/* vhost=on / vhostfd=: *vhost_fd gets an owned vhost-net fd, or -1 when the
- * kernel path cannot be had (a warning, then the userspace path). A vhostfd
- * that is not a usable vhost-net fd is a start error. */
-static int net_open_vhost(const struct vmm_netdev *netdev, int *vhost_fd, uint64_t *features,
-			  struct perr *err)
+/* One vhost-net device, made ours: vhostfd= or /dev/vhost-net. *fd is -1
+ * (and 0 returned) when the kernel path cannot be had; why says why. */
+static int net_open_one_vhost(const struct vmm_netdev *netdev, int *fd_out, uint64_t *features,
+			      struct perr *why, struct perr *err)
 {
-	*vhost_fd = -1;
-	if (!netdev->vhost && netdev->vhostfd < 0)
-		return 0;
 	int fd;
-	struct perr why = {0};
+	*fd_out = -1;
 	if (netdev->vhostfd >= 0) {
 		int ret = tap_check_vhost_net_fd(netdev->vhostfd, err);
 		if (ret < 0)
@@ -700,25 +1044,57 @@ static int net_open_vhost(const struct vmm_netdev *netdev, int *vhost_fd, uint64
 			return ret;
 		}
 	} else {
-		fd = vhost_open("/dev/vhost-net", &why);
-		if (fd < 0) {
+		fd = vhost_open("/dev/vhost-net", why);
+		if (fd < 0)
+			return 0;
+	}
+	uint64_t f = 0;
+	if (vhost_get_features(fd, &f, why) < 0 || (f & NET_VHOST_REQUIRED) != NET_VHOST_REQUIRED) {
+		if (!why->msg[0])
+			snprintf(why->msg, sizeof(why->msg),
+				 "the kernel's vhost-net lacks features 0x%llx",
+				 (unsigned long long)(NET_VHOST_REQUIRED & ~f));
+		close(fd);
+		return 0;
+	}
+	*fd_out = fd;
+	*features = f;
+	return 0;
+}
+
+/* vhost=on / vhostfd=: vhost_fds[0, queues) get owned vhost-net fds, one per
+ * queue pair, or all -1 when the kernel path cannot be had (a warning, then
+ * the userspace path). A vhostfd that is not a usable vhost-net fd is a
+ * start error. */
+static int net_open_vhost(const struct vmm_netdev *netdev, int *vhost_fds, uint64_t *features,
+			  struct perr *err)
+{
+	unsigned n = netdev->queues ? netdev->queues : 1;
+	for (unsigned i = 0; i < n; i++)
+		vhost_fds[i] = -1;
+	if (!netdev->vhost && netdev->vhostfd < 0)
+		return 0;
+	if (netdev->vhostfd >= 0 && n > 1) {
+		close(netdev->vhostfd);
+		return perr_setx(err, -EINVAL,
+				 "vhostfd= is one vhost-net fd; queues=%u needs one per queue pair "
+				 "(use vhost=on without vhostfd=)",
+				 n);
+	}
+	struct perr why = {0};
+	for (unsigned i = 0; i < n; i++) {
+		int ret = net_open_one_vhost(netdev, &vhost_fds[i], features, &why, err);
+		if (ret < 0 || vhost_fds[i] < 0) {
+			for (unsigned j = 0; j < i; j++) {
+				close(vhost_fds[j]);
+				vhost_fds[j] = -1;
+			}
+			if (ret < 0)
+				return ret;
 			net_vhost_unavailable(netdev, why.msg);
 			return 0;
 		}
 	}
-	uint64_t f = 0;
-	if (vhost_get_features(fd, &f, &why) < 0 ||
-	    (f & NET_VHOST_REQUIRED) != NET_VHOST_REQUIRED) {
-		if (!why.msg[0])
-			snprintf(why.msg, sizeof(why.msg),
-				 "the kernel's vhost-net lacks features 0x%llx",
-				 (unsigned long long)(NET_VHOST_REQUIRED & ~f));
-		net_vhost_unavailable(netdev, why.msg);
-		close(fd);
-		return 0;
-	}
-	*vhost_fd = fd;
-	*features = f;
 	return 0;
 }
 
@@ -726,21 +1102,22 @@ int virtio_net_create(const struct vmm_netdev *netdev, const struct vmm_net_devi
 		      const char *vm_name, struct virtio_dev **out, struct perr *err)
 {
 	int ret;
-	if (netdev->queues > 1 || netdev->n_fds > 1)
-		return perr_setx(err, -EINVAL,
-				 "-netdev %s: queues=%u: only one queue pair is supported",
-				 netdev->id, netdev->queues > 1 ? netdev->queues : netdev->n_fds);
-	int vhost_fd;
+	unsigned n_pairs = netdev->queues ? netdev->queues : 1;
+	if (n_pairs > NET_MAX_PAIRS)
+		return perr_setx(err, -EINVAL, "-netdev %s: queues=%u; allowed: 1 to %u",
+				 netdev->id, n_pairs, NET_MAX_PAIRS);
+	int vhost_fds[NET_MAX_PAIRS];
 	uint64_t vhost_features = 0;
-	ret = net_open_vhost(netdev, &vhost_fd, &vhost_features, err);
+	ret = net_open_vhost(netdev, vhost_fds, &vhost_features, err);
 	if (ret < 0)
 		return perr_wrap(err, "-netdev %s", netdev->id);
-	int fd;
+	int fds[NET_MAX_PAIRS];
 	char ifname[IFNAMSIZ];
-	ret = tap_open(netdev, &fd, ifname, err);
+	ret = tap_open(netdev, fds, ifname, err);
 	if (ret < 0) {
-		if (vhost_fd >= 0)
-			close(vhost_fd);
+		for (unsigned i = 0; i < n_pairs; i++)
+			if (vhost_fds[i] >= 0)
+				close(vhost_fds[i]);
 		return perr_wrap(err, "-netdev %s", netdev->id);
 	}
 	uint8_t mac[6];
@@ -748,15 +1125,17 @@ int virtio_net_create(const struct vmm_netdev *netdev, const struct vmm_net_devi
 		memcpy(mac, dev->mac, sizeof(mac));
 	else
 		virtio_net_default_mac(vm_name, dev->id, mac);
-	struct virtio_dev *vdev;
-	ret = virtio_net_create_on_fd(fd, true, ifname, dev, mac, &vdev, err);
-	if (ret < 0) {
-		if (vhost_fd >= 0)
-			close(vhost_fd);
-		return ret;
+	struct virtio_dev *vdev = NULL;
+	ret = virtio_net_create_on_fds(fds, n_pairs, true, ifname, dev, mac, &vdev, err);
+	if (ret < 0 || !vdev) {
+		for (unsigned i = 0; i < n_pairs; i++)
+			if (vhost_fds[i] >= 0)
+				close(vhost_fds[i]);
+		return ret < 0 ? ret : -EIO;
 	}
 	struct virtio_net *n = to_net(vdev);
-	n->vhost_fd = vhost_fd;
+	for (unsigned i = 0; i < n_pairs; i++)
+		n->pairs[i]->vhost_fd = vhost_fds[i];
 	n->vhost_features = vhost_features;
 	*out = vdev;
 	return 0;

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <linux/kvm.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -74,7 +75,17 @@ struct mmio_queue {
 
 struct virtio_mmio {
 	struct virtio_mmio_host host;
+	/* NULL: an empty replaceable slot. Changed under lock (plug/unplug), so a
+	 * register access sees either the whole device or none. */
 	struct virtio_dev *dev;
+	/* Hot plug: attached empty, so devices may be plugged and unplugged. */
+	bool replaceable;
+	/* device_del asked; completes at the next reset (status 0). */
+	bool unplug_pending;
+	/* Reset while unplug_pending: answers as empty until unplug_efd runs. */
+	bool ejected;
+	/* Replaceable slots: written when ejected, handled on host->loop. */
+	int unplug_efd;
 	/* Serialises register accesses (vCPU threads) with queue processing (loop). */
 	pthread_mutex_t lock;
 	uint32_t status;
@@ -99,7 +110,15 @@ struct virtio_mmio {
 
 static const char *mmio_name(const struct virtio_mmio *t)
 {
+	if (!t->dev)
+		return "virtio-mmio (empty slot)";
 	return t->dev->id[0] ? t->dev->id : t->dev->ops->name;
+}
+
+/* Lock held. An empty (or ejected) slot answers as "no device" (DeviceID 0). */
+static bool mmio_present(const struct virtio_mmio *t)
+{
+	return t->dev && !t->ejected;
 }
 
 #define mmio_guest_warn(t, fmt, ...) \
@@ -317,6 +336,14 @@ static void mmio_reset(struct virtio_mmio *t)
 	t->queue_sel = 0;
 	t->dev->features = 0;
 	__atomic_store_n(&t->interrupt_status, 0, __ATOMIC_SEQ_CST);
+	/* The driver let go of the device (its rings are no longer ours to
+	 * touch): a pending unplug can complete. The loop frees the device. */
+	if (t->unplug_pending && !t->ejected) {
+		t->ejected = true;
+		uint64_t one = 1;
+		ssize_t n = write(t->unplug_efd, &one, sizeof(one));
+		(void)n;
+	}
 }
 
 static bool mmio_features_acceptable(struct virtio_mmio *t)
@@ -569,7 +596,15 @@ static void mmio_bus_read(void *opaque, uint64_t offset, void *data, unsigned le
 		return;
 	}
 	pthread_mutex_lock(&t->lock);
-	if (offset >= REG_CONFIG) {
+	if (!mmio_present(t)) {
+		/* §4.2.3.1.1: the driver must ignore a device with DeviceID 0. */
+		if (len == 4 && offset == REG_MAGIC_VALUE)
+			memcpy(data, &(uint32_t){htole32(MMIO_MAGIC)}, 4);
+		else if (len == 4 && offset == REG_VERSION)
+			memcpy(data, &(uint32_t){htole32(MMIO_VERSION)}, 4);
+		else if (len == 4 && offset == REG_VENDOR_ID)
+			memcpy(data, &(uint32_t){htole32(MMIO_VENDOR)}, 4);
+	} else if (offset >= REG_CONFIG) {
 		if (mmio_config_access_ok(t, offset - REG_CONFIG, len) && t->dev->ops->config_read)
 			t->dev->ops->config_read(t->dev, (uint32_t)(offset - REG_CONFIG), data,
 						 len);
@@ -594,7 +629,10 @@ static void mmio_bus_write(void *opaque, uint64_t offset, const void *data, unsi
 		return;
 	}
 	pthread_mutex_lock(&t->lock);
-	if (offset >= REG_CONFIG) {
+	if (!mmio_present(t)) {
+		/* Nothing to drive: a guest that still writes (a driver torn down
+		 * after the device left) is ignored. */
+	} else if (offset >= REG_CONFIG) {
 		if (mmio_config_access_ok(t, offset - REG_CONFIG, len) && t->dev->ops->config_write)
 			t->dev->ops->config_write(t->dev, (uint32_t)(offset - REG_CONFIG), data,
 						  len);
@@ -615,39 +653,43 @@ static const struct bus_ops mmio_bus_ops = {
 
 /* Attach / detach. */
 
-static void mmio_free(struct virtio_mmio *t)
+/*
+ * A device's share of the transport: queues, their notify eventfds, the
+ * vhost call fd, the device itself. Only from host->loop's thread (or with
+ * the loop not running), while t->dev is NULL (not yet visible, or already
+ * hidden under the lock): no register access touches these fields then.
+ */
+static void mmio_dev_teardown(struct virtio_mmio *t, struct virtio_dev *dev)
 {
-	if (t->registered)
-		bus_unregister(t->host.mmio_bus, t->host.base);
 	for (unsigned i = 0; t->queues && t->vqs && i < t->num_queues; i++) {
 		struct mmio_queue *q = &t->queues[i];
-		mmio_queue_disable(t, q);
+		if (q->ioeventfd) {
+			/* mmio_queue_disable() needs t->dev for its messages. */
+			int ret = mmio_ioeventfd(t, q, false);
+			if (ret < 0)
+				log_warn("%s: queue %u: KVM_IOEVENTFD deassign: %s", dev->ops->name,
+					 i, strerror(-ret));
+			q->ioeventfd = false;
+		}
+		virtq_reset(&t->vqs[i]);
 		if (q->in_loop)
 			eventloop_remove(t->host.loop, q->notify_fd);
 		if (q->notify_fd >= 0)
 			close(q->notify_fd);
 	}
-	if (t->irqfd_assigned) {
-		struct kvm_irqfd irqfd = {
-		    .fd = (uint32_t)t->irqfd,
-		    .gsi = t->host.gsi,
-		    .flags = KVM_IRQFD_FLAG_DEASSIGN,
-		};
-		if (ioctl(t->host.vm_fd, KVM_IRQFD, &irqfd) < 0)
-			log_warn("%s: KVM_IRQFD deassign: %s", mmio_name(t), strerror(errno));
-	}
-	if (t->irqfd >= 0)
-		close(t->irqfd);
 	if (t->call_in_loop)
 		eventloop_remove(t->host.loop, t->call_fd);
 	if (t->call_fd >= 0)
 		close(t->call_fd);
-	if (t->dev->ops->destroy)
-		t->dev->ops->destroy(t->dev);
+	t->call_in_loop = false;
+	t->call_fd = -1;
+	if (dev->ops->destroy)
+		dev->ops->destroy(dev);
 	free(t->queues);
 	free(t->vqs);
-	pthread_mutex_destroy(&t->lock);
-	free(t);
+	t->queues = NULL;
+	t->vqs = NULL;
+	t->num_queues = 0;
 }
 
 static int mmio_check_ops(const struct virtio_dev_ops *ops, struct perr *err)
@@ -660,28 +702,18 @@ static int mmio_check_ops(const struct virtio_dev_ops *ops, struct perr *err)
 	return 0;
 }
 
-int virtio_mmio_attach(const struct virtio_mmio_host *host, struct virtio_dev *dev,
-		       struct virtio_mmio **out, struct perr *err)
+/* Sets dev up in t (t->dev still NULL); on failure undoes it and destroys dev. */
+static int mmio_dev_setup(struct virtio_mmio *t, struct virtio_dev *dev, struct perr *err)
 {
+	const struct virtio_mmio_host *host = &t->host;
 	int ret = mmio_check_ops(dev->ops, err);
 	if (ret < 0) {
-		perr_wrap(err, "%s", dev->id[0] ? dev->id : dev->ops->name);
 		if (dev->ops->destroy)
 			dev->ops->destroy(dev);
 		return ret;
 	}
-	struct virtio_mmio *t = calloc(1, sizeof(*t));
-	if (!t) {
-		if (dev->ops->destroy)
-			dev->ops->destroy(dev);
-		return perr_set(err, -ENOMEM, "virtio-mmio");
-	}
-	t->host = *host;
-	t->dev = dev;
-	t->irqfd = -1;
 	t->call_fd = -1;
 	t->num_queues = dev->ops->num_queues;
-	pthread_mutex_init(&t->lock, NULL);
 	t->queues = calloc(t->num_queues, sizeof(*t->queues));
 	t->vqs = calloc(t->num_queues, sizeof(*t->vqs));
 	if (!t->queues || !t->vqs) {
@@ -719,6 +751,91 @@ int virtio_mmio_attach(const struct virtio_mmio_host *host, struct virtio_dev *d
 		}
 		q->in_loop = true;
 	}
+	if (dev->ops->realize) {
+		ret = dev->ops->realize(dev, err);
+		if (ret < 0)
+			goto fail;
+	}
+	return 0;
+fail:
+	mmio_dev_teardown(t, dev);
+	return ret;
+}
+
+static void mmio_unplug_event(void *opaque, uint32_t events);
+
+static void mmio_free(struct virtio_mmio *t)
+{
+	if (t->registered)
+		bus_unregister(t->host.mmio_bus, t->host.base);
+	if (t->dev) {
+		struct virtio_dev *dev = t->dev;
+		t->dev = NULL;
+		mmio_dev_teardown(t, dev);
+	}
+	if (t->irqfd_assigned) {
+		struct kvm_irqfd irqfd = {
+		    .fd = (uint32_t)t->irqfd,
+		    .gsi = t->host.gsi,
+		    .flags = KVM_IRQFD_FLAG_DEASSIGN,
+		};
+		if (ioctl(t->host.vm_fd, KVM_IRQFD, &irqfd) < 0)
+			log_warn("%s: KVM_IRQFD deassign: %s", mmio_name(t), strerror(errno));
+	}
+	if (t->irqfd >= 0)
+		close(t->irqfd);
+	if (t->unplug_efd >= 0) {
+		eventloop_remove(t->host.loop, t->unplug_efd);
+		close(t->unplug_efd);
+	}
+	pthread_mutex_destroy(&t->lock);
+	free(t);
+}
+
+int virtio_mmio_attach(const struct virtio_mmio_host *host, struct virtio_dev *dev,
+		       struct virtio_mmio **out, struct perr *err)
+{
+	const char *what = dev ? (dev->id[0] ? dev->id : dev->ops->name) : "empty virtio-mmio slot";
+	char name[sizeof(dev->id)];
+	snprintf(name, sizeof(name), "%s", what);
+	struct virtio_mmio *t = calloc(1, sizeof(*t));
+	if (!t) {
+		if (dev && dev->ops->destroy)
+			dev->ops->destroy(dev);
+		return perr_set(err, -ENOMEM, "%s", name);
+	}
+	int ret;
+	t->host = *host;
+	t->irqfd = -1;
+	t->call_fd = -1;
+	t->unplug_efd = -1;
+	t->replaceable = !dev;
+	pthread_mutex_init(&t->lock, NULL);
+	if (dev) {
+		ret = mmio_dev_setup(t, dev, err);
+		if (ret < 0)
+			goto fail;
+		t->dev = dev;
+	} else {
+		/* The unplug completes on the loop, never on the vCPU that reset. */
+		if (!host->loop) {
+			ret = perr_setx(err, -EINVAL, "a replaceable slot needs an event loop");
+			goto fail;
+		}
+		t->unplug_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (t->unplug_efd < 0) {
+			ret = perr_set(err, -errno, "eventfd");
+			goto fail;
+		}
+		ret = eventloop_add(host->loop, t->unplug_efd, EPOLLIN, mmio_unplug_event, t);
+		if (ret < 0) {
+			close(t->unplug_efd);
+			t->unplug_efd = -1;
+			perr_set(err, ret, "event loop");
+			goto fail;
+		}
+	}
+	/* The irqfd belongs to the slot: it outlives the devices plugged into it. */
 	if (host->vm_fd >= 0) {
 		t->irqfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		if (t->irqfd < 0) {
@@ -732,11 +849,6 @@ int virtio_mmio_attach(const struct virtio_mmio_host *host, struct virtio_dev *d
 		}
 		t->irqfd_assigned = true;
 	}
-	if (dev->ops->realize) {
-		ret = dev->ops->realize(dev, err);
-		if (ret < 0)
-			goto fail;
-	}
 	ret = bus_register(host->mmio_bus, host->base, VIRTIO_MMIO_SIZE, &mmio_bus_ops, t);
 	if (ret < 0) {
 		perr_set(err, ret, "MMIO window [0x%llx, +0x%x)", (unsigned long long)host->base,
@@ -747,7 +859,7 @@ int virtio_mmio_attach(const struct virtio_mmio_host *host, struct virtio_dev *d
 	*out = t;
 	return 0;
 fail:
-	perr_wrap(err, "%s", mmio_name(t));
+	perr_wrap(err, "%s", name);
 	mmio_free(t);
 	return ret;
 }
@@ -756,6 +868,104 @@ void virtio_mmio_detach(struct virtio_mmio *t)
 {
 	if (t)
 		mmio_free(t);
+}
+
+/* Hot plug. */
+
+int virtio_mmio_plug(struct virtio_mmio *t, struct virtio_dev *dev, struct perr *err)
+{
+	if (!t->replaceable || t->dev) {
+		if (dev->ops->destroy)
+			dev->ops->destroy(dev);
+		return perr_setx(err, -EBUSY, "virtio-mmio slot at 0x%llx is not free",
+				 (unsigned long long)t->host.base);
+	}
+	int ret = mmio_dev_setup(t, dev, err);
+	if (ret < 0)
+		return ret;
+	pthread_mutex_lock(&t->lock);
+	/* A fresh device: the state the guest sees after a reset (§2.1). */
+	t->status = 0;
+	t->device_features_sel = 0;
+	t->driver_features_sel = 0;
+	t->driver_features = 0;
+	t->driver_features_unknown = false;
+	t->queue_sel = 0;
+	t->unplug_pending = false;
+	t->ejected = false;
+	__atomic_store_n(&t->interrupt_status, 0, __ATOMIC_SEQ_CST);
+	__atomic_fetch_add(&t->config_generation, 1, __ATOMIC_SEQ_CST);
+	t->dev = dev;
+	pthread_mutex_unlock(&t->lock);
+	return 0;
+}
+
+/* Loop thread: hides the device under the lock, then frees it outside. */
+static void mmio_unplug_now(struct virtio_mmio *t)
+{
+	pthread_mutex_lock(&t->lock);
+	struct virtio_dev *dev = t->dev;
+	t->dev = NULL;
+	t->unplug_pending = false;
+	t->ejected = false;
+	t->status = 0;
+	__atomic_store_n(&t->interrupt_status, 0, __ATOMIC_SEQ_CST);
+	pthread_mutex_unlock(&t->lock);
+	if (dev)
+		mmio_dev_teardown(t, dev);
+}
+
+static void mmio_unplug_event(void *opaque, uint32_t events)
+{
+	struct virtio_mmio *t = opaque;
+	(void)events;
+	uint64_t count;
+	ssize_t n = read(t->unplug_efd, &count, sizeof(count));
+	(void)n;
+	pthread_mutex_lock(&t->lock);
+	bool ejected = t->dev && t->ejected;
+	pthread_mutex_unlock(&t->lock);
+	if (!ejected)
+		return;
+	mmio_unplug_now(t);
+	if (t->host.unplugged)
+		t->host.unplugged(t->host.unplug_opaque, t);
+}
+
+int virtio_mmio_unplug(struct virtio_mmio *t)
+{
+	if (!t->replaceable || !t->dev)
+		return -ENODEV;
+	pthread_mutex_lock(&t->lock);
+	/* No driver owns the rings: never probed, or reset. Linux writes
+	 * ACKNOWLEDGE again after a driver's remove (virtio_dev_remove), so
+	 * that bit alone still means "no driver". */
+	bool idle = (t->status & ~VIRTIO_STATUS_ACKNOWLEDGE) == 0 && !t->ejected;
+	if (!idle)
+		t->unplug_pending = true;
+	pthread_mutex_unlock(&t->lock);
+	if (!idle)
+		return 1;
+	mmio_unplug_now(t);
+	return 0;
+}
+
+bool virtio_mmio_is_empty(struct virtio_mmio *t)
+{
+	return !t->dev;
+}
+
+bool virtio_mmio_unplug_pending(struct virtio_mmio *t)
+{
+	pthread_mutex_lock(&t->lock);
+	bool pending = t->dev && t->unplug_pending;
+	pthread_mutex_unlock(&t->lock);
+	return pending;
+}
+
+uint64_t virtio_mmio_base(const struct virtio_mmio *t)
+{
+	return t->host.base;
 }
 
 struct virtio_dev *virtio_mmio_dev(struct virtio_mmio *t)

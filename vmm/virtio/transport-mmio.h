@@ -38,6 +38,9 @@ struct virtio_mmio_host {
 	 * transport lock possibly held: it must not call back into the transport. */
 	void (*irq_raise)(void *opaque, unsigned gsi);
 	void *irq_opaque;
+	/* Replaceable slots: a pending unplug completed (on host->loop). */
+	void (*unplugged)(void *opaque, struct virtio_mmio *t);
+	void *unplug_opaque;
 };
 
 /* Registers dev at host->base. Takes ownership of dev, also on failure.
@@ -53,7 +56,28 @@ int virtio_mmio_attach(const struct virtio_mmio_host *host, struct virtio_dev *d
  * loop thread (or with the loop not running), before the loop is destroyed. */
 void virtio_mmio_detach(struct virtio_mmio *t);
 
-/* For tests and diagnostics. */
+/*
+ * Hot plug (docs/vmm.md "Hotplug"). virtio_mmio_attach() with dev == NULL
+ * makes an empty, replaceable slot (needs host->loop): it answers
+ * DeviceID 0, which a driver must ignore (virtio 1.2 §4.2.3.1.1), until a
+ * device is plugged into it. The slot keeps its window, GSI and irqfd; the
+ * device is swapped under the transport's lock, so a vCPU's register access
+ * sees either the whole device or none. All three from host->loop's thread.
+ */
+/* Takes ownership of dev, also on failure. -EBUSY when the slot is not a free
+ * replaceable one. The guest must probe the slot again to see it. */
+int virtio_mmio_plug(struct virtio_mmio *t, struct virtio_dev *dev, struct perr *err);
+/* 0: the device is gone (status 0 or only ACKNOWLEDGE: no driver had it). 1: removal is
+ * pending until the guest resets the device (driver unbound, status 0);
+ * the slot then answers as empty at once and host->unplugged runs on the
+ * loop once the device is freed. A guest's rings are never freed while its
+ * driver may still use them. -ENODEV: empty or not replaceable. */
+int virtio_mmio_unplug(struct virtio_mmio *t);
+bool virtio_mmio_is_empty(struct virtio_mmio *t);
+bool virtio_mmio_unplug_pending(struct virtio_mmio *t);
+uint64_t virtio_mmio_base(const struct virtio_mmio *t);
+
+/* For tests and diagnostics. NULL for an empty slot. */
 struct virtio_dev *virtio_mmio_dev(struct virtio_mmio *t);
 uint32_t virtio_mmio_status(struct virtio_mmio *t);
 

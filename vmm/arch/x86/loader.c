@@ -66,7 +66,8 @@ struct image_file {
 
 static int image_open(const char *path, struct image_file *f, struct perr *err)
 {
-	f->map = NULL;
+	/* Fully set on failure too: the caller's autoimage cleanup reads it. */
+	*f = (struct image_file){.fd = -1};
 	f->fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (f->fd < 0)
 		return perr_setx(err, -errno, "%s", strerror(errno));
@@ -105,8 +106,11 @@ static int image_read(const struct image_file *f, void *buf, size_t len, uint64_
 {
 	if (!f->map)
 		return read_full_at(f->fd, buf, len, off, err);
-	if (off > f->size || len > f->size - off)
-		return perr_setx(err, -EINVAL, "file is truncated");
+	if (off > f->size || len > f->size - off) {
+		/* An explicit errno return: buf is unset on every failure. */
+		perr_setx(err, -EINVAL, "file is truncated");
+		return -EINVAL;
+	}
 	memcpy(buf, f->map + off, len);
 	return 0;
 }
@@ -163,14 +167,13 @@ static int elf_find_pvh_entry(const struct image_file *f, const Elf64_Phdr *ph, 
 {
 	if (ph->p_filesz > ELF_MAX_NOTES_SIZE || ph->p_filesz < sizeof(Elf64_Nhdr))
 		return 0;
-	autofree uint8_t *buf = malloc(ph->p_filesz);
+	/* Freed by hand at the one exit below, not autofree. */
+	uint8_t *buf = malloc(ph->p_filesz);
 	if (!buf)
 		return perr_setx(err, -ENOMEM, "out of memory");
 	int rc = image_read(f, buf, ph->p_filesz, ph->p_offset, err);
-	if (rc < 0)
-		return rc;
 	size_t off = 0;
-	while (off + sizeof(Elf64_Nhdr) <= ph->p_filesz) {
+	while (rc == 0 && off + sizeof(Elf64_Nhdr) <= ph->p_filesz) {
 		Elf64_Nhdr nh;
 		memcpy(&nh, buf + off, sizeof(nh));
 		size_t name_off = off + sizeof(nh);
@@ -185,18 +188,21 @@ static int elf_find_pvh_entry(const struct image_file *f, const Elf64_Phdr *ph, 
 				uint32_t v;
 				memcpy(&v, buf + desc_off, 4);
 				*entry = v;
-				return 1;
+				rc = 1;
+				break;
 			}
 			if (nh.n_descsz == 8) {
 				uint64_t v;
 				memcpy(&v, buf + desc_off, 8);
 				*entry = v;
-				return 1;
+				rc = 1;
+				break;
 			}
 		}
 		off = next;
 	}
-	return 0;
+	free(buf);
+	return rc;
 }
 
 static int load_elf(struct guest_mem *mem, uint64_t ram_end, const struct image_file *f,
