@@ -15,6 +15,7 @@
 #include <string.h>
 #include <yajl/yajl_tree.h>
 
+#include "common/mac.h"
 #include "netsetup/json.h"
 #include "netsetup/netsetup.h"
 #include "netsetup/nl.h"
@@ -373,31 +374,6 @@ static int json_str(yajl_val obj, const char *path, const char *key, const char 
 	return 0;
 }
 
-static int hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* Exactly "xx:xx:xx:xx:xx:xx". */
-static int parse_mac(const char *s, uint8_t mac[6])
-{
-	if (strlen(s) != 17)
-		return -EINVAL;
-	for (size_t i = 0; i < 6; i++) {
-		int hi = hex_digit(s[3 * i]), lo = hex_digit(s[3 * i + 1]);
-		if (hi < 0 || lo < 0 || (i < 5 && s[3 * i + 2] != ':'))
-			return -EINVAL;
-		mac[i] = (uint8_t)(hi << 4 | lo);
-	}
-	return 0;
-}
-
 static int info_from_tree(yajl_val root, struct netsetup_netns_info *info, struct perr *err)
 {
 	const char *s = NULL;
@@ -411,7 +387,7 @@ static int info_from_tree(yajl_val root, struct netsetup_netns_info *info, struc
 	snprintf(info->ifname, sizeof(info->ifname), "%s", s);
 	if (json_str(root, "$", "mac", &s, err) < 0)
 		return -EINVAL;
-	if (parse_mac(s, info->mac) < 0)
+	if (mac_parse(s, info->mac) < 0)
 		return perr_setx(err, -EINVAL, "$.mac: '%s' is not a MAC address", s);
 	if (json_uint(root, "$", "mtu", 65535, true, &n, err) < 0)
 		return -EINVAL;

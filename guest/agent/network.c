@@ -24,6 +24,7 @@
 #include "agent.h"
 #include "common/cleanup.h"
 #include "common/log.h"
+#include "common/mac.h"
 
 /* ---- decoding ---- */
 
@@ -66,30 +67,6 @@ static int parse_ip(const char *text, bool want_prefix, struct agent_net_addr *o
 	if (v > max)
 		return -EINVAL;
 	out->prefixlen = v;
-	return 0;
-}
-
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-static int parse_mac(const char *s, uint8_t mac[6])
-{
-	if (!s || strlen(s) != 17)
-		return -EINVAL;
-	for (size_t i = 0; i < 6; i++) {
-		int hi = hexval(s[3 * i]), lo = hexval(s[3 * i + 1]);
-		if (hi < 0 || lo < 0 || (i < 5 && s[3 * i + 2] != ':'))
-			return -EINVAL;
-		mac[i] = (uint8_t)(hi << 4 | lo);
-	}
 	return 0;
 }
 
@@ -141,7 +118,7 @@ static int dec_iface(yajl_val v, const char *path, struct agent_net_iface *ifc, 
 		return perr_setx(err, -EINVAL, "%s: expected an object", path);
 	if (get_string(v, path, "mac", true, &s, err) < 0)
 		return -EINVAL;
-	if (parse_mac(s, ifc->mac) < 0)
+	if (mac_parse(s, ifc->mac) < 0)
 		return perr_setx(err, -EINVAL,
 				 "%s.mac: \"%.32s\" is not a MAC address (xx:xx:xx:xx:xx:xx)", path,
 				 s);

@@ -51,7 +51,7 @@ vmm_run_script() {
 	for a in "$@"; do
 		case "$a" in -m | -smp) defaults=() ;; esac
 	done
-	timeout 180 "$VMM" -machine microvm "${defaults[@]}" -kernel "$KERNEL" -initrd "$TEST_INITRD" \
+	timeout -k 10 180 "$VMM" -machine microvm "${defaults[@]}" -kernel "$KERNEL" -initrd "$TEST_INITRD" \
 		-append "$GUEST_APPEND petrel.script=$(b64 "$script")" -serial stdio "$@" \
 		</dev/null >"$T/console" 2>"$T/stderr"
 	local rc=$?

@@ -85,9 +85,14 @@ class QMP:
         self.sock.close()
 
 
-def wait_for_text(path, text, timeout):
-    """Waits until the file at path (a guest console) contains text."""
+def wait_for_text(path, text, timeout, give_up=None):
+    """Waits until the file at path (a guest console) contains text; fails at
+    once when it contains give_up (the guest's own failure marker)."""
     deadline = time.time() + timeout
-    while text not in open(path, errors="replace").read():
+    while True:
+        seen = open(path, errors="replace").read()
+        if text in seen:
+            return
+        assert give_up is None or give_up not in seen, "the guest gave up (%r)" % give_up
         assert time.time() < deadline, "no %r on the console" % text
         time.sleep(0.2)

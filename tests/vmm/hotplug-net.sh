@@ -40,15 +40,11 @@ vmm=$!
 on_exit "kill -9 $vmm 2>/dev/null"
 PYTHONPATH=$PROJ/tests/lib timeout 380 python3 - "$T/qmp.sock" "$T/console" <<'PY' ||
 import sys, time
-from qmpclient import QMP
+from qmpclient import QMP, wait_for_text
 sock, console = sys.argv[1:3]
 
 def wait_console(text, timeout=300):
-    deadline = time.time() + timeout
-    while text not in open(console, errors="replace").read():
-        assert "hp-no-" not in open(console, errors="replace").read(), "the guest gave up"
-        assert time.time() < deadline, "no %r on the console" % text
-        time.sleep(0.2)
+    wait_for_text(console, text, timeout, give_up="hp-no-")
 
 q = QMP(sock)
 q.negotiate()

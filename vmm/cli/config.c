@@ -19,6 +19,7 @@
 #include <strings.h>
 
 #include "../../common/cleanup.h"
+#include "../../common/mac.h"
 #include "keyval.h"
 
 #define CLI_MAX_OPTIONS 40
@@ -493,29 +494,11 @@ static int blk_device_add(struct cli_parse *p, const struct cli_device_driver *d
 	return 0;
 }
 
-static int hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* "52:54:00:12:34:56" -> 6 bytes, two hex digits each; a multicast address is refused. */
+/* A MAC in mac_parse's form; a multicast address is refused. */
 static int parse_mac(const char *s, uint8_t mac[6])
 {
-	if (strlen(s) != 17)
+	if (mac_parse(s, mac) < 0)
 		return -EINVAL;
-	for (size_t i = 0; i < 6; i++) {
-		const char *g = s + i * 3;
-		int hi = hex_digit(g[0]), lo = hex_digit(g[1]);
-		if (hi < 0 || lo < 0 || (i < 5 && g[2] != ':'))
-			return -EINVAL;
-		mac[i] = (uint8_t)(hi << 4 | lo);
-	}
 	return (mac[0] & 1) ? -EINVAL : 0;
 }
 
