@@ -1,6 +1,7 @@
 #include "eventloop.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
 #include <unistd.h>
@@ -135,4 +136,11 @@ int eventloop_run(struct eventloop *loop)
 void eventloop_stop(struct eventloop *loop)
 {
 	loop->stop = true;
+}
+
+void eventloop_fd_consume(int fd)
+{
+	uint64_t count;
+	ssize_t n = read(fd, &count, sizeof(count));
+	(void)n;
 }

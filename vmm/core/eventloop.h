@@ -22,6 +22,10 @@ int eventloop_modify(struct eventloop *loop, int fd, uint32_t events);
 int eventloop_remove(struct eventloop *loop, int fd);
 /* Runs until eventloop_stop(); returns 0, or -errno on a loop failure. */
 int eventloop_run(struct eventloop *loop);
+
+/* Reads and discards the 8-byte counter of a ready eventfd or timerfd, so that a
+ * level-triggered loop does not wake for it again; EAGAIN (a spurious wake) is fine. */
+void eventloop_fd_consume(int fd);
 /* Only from the loop thread (e.g. inside a callback). */
 void eventloop_stop(struct eventloop *loop);
 

@@ -171,9 +171,7 @@ static void blk_throttle_timer(void *opaque, uint32_t events)
 {
 	struct virtio_blk *b = opaque;
 	(void)events;
-	uint64_t expirations;
-	ssize_t n = read(b->timer_fd, &expirations, sizeof(expirations));
-	(void)n;
+	eventloop_fd_consume(b->timer_fd);
 	virtio_dev_kick(&b->vdev, 0);
 }
 

@@ -189,9 +189,7 @@ static void mmio_call_event(void *opaque, uint32_t events)
 {
 	struct virtio_mmio *t = opaque;
 	(void)events;
-	uint64_t count;
-	ssize_t n = read(t->call_fd, &count, sizeof(count));
-	(void)n;
+	eventloop_fd_consume(t->call_fd);
 	mmio_signal(t, VIRTIO_ISR_QUEUE);
 }
 
@@ -292,9 +290,7 @@ static void mmio_queue_event(void *opaque, uint32_t events)
 	struct mmio_queue *q = opaque;
 	struct virtio_mmio *t = q->t;
 	(void)events;
-	uint64_t count;
-	ssize_t n = read(q->notify_fd, &count, sizeof(count));
-	(void)n;
+	eventloop_fd_consume(q->notify_fd);
 	pthread_mutex_lock(&t->lock);
 	mmio_queue_process(t, q->index);
 	pthread_mutex_unlock(&t->lock);
@@ -919,9 +915,7 @@ static void mmio_unplug_event(void *opaque, uint32_t events)
 {
 	struct virtio_mmio *t = opaque;
 	(void)events;
-	uint64_t count;
-	ssize_t n = read(t->unplug_efd, &count, sizeof(count));
-	(void)n;
+	eventloop_fd_consume(t->unplug_efd);
 	pthread_mutex_lock(&t->lock);
 	bool ejected = t->dev && t->ejected;
 	pthread_mutex_unlock(&t->lock);

@@ -648,9 +648,7 @@ static void vsock_work_event(void *opaque, uint32_t events)
 {
 	struct virtio_vsock *vs = opaque;
 	(void)events;
-	uint64_t count;
-	ssize_t n = read(vs->work_fd, &count, sizeof(count));
-	(void)n;
+	eventloop_fd_consume(vs->work_fd);
 	vsock_reap(vs);
 }
 
