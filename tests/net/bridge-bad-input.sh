@@ -28,17 +28,7 @@ mke2fs -q -t ext4 -d "$T/rootfs" "$T/rootfs.ext4" 64M || fail "mke2fs"
 # bundle DIR NETNS: NETNS is a path, "" for none (bridge mode).
 bundle() {
 	make_bundle "$1" '["true"]'
-	python3 - "$1/config.json" "$2" "$T/rootfs.ext4" <<'PY'
-import json, sys
-path, netns, disk = sys.argv[1:]
-cfg = json.load(open(path))
-ns = [n for n in cfg["linux"]["namespaces"] if n["type"] != "network"]
-if netns:
-    ns.append({"type": "network", "path": netns})
-cfg["linux"]["namespaces"] = ns
-cfg["annotations"] = {"io.petrel.rootfs": disk}
-json.dump(cfg, open(path, "w"), indent=1)
-PY
+	bundle_network "$1/config.json" "$2" "$T/rootfs.ext4"
 }
 listing() {
 	ip -n "$ct" -o link show | sed -E 's/^[0-9]+: ([^:]+):.*/\1/'

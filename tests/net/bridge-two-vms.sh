@@ -29,16 +29,7 @@ on_exit "ip link del $BR 2>/dev/null"
 net_bundle() {
 	make_bundle "$1" "$2"
 	cp "$T/rootfs.ext4" "$1.ext4"
-	python3 - "$1/config.json" "${3:-}" "$1.ext4" <<'PY'
-import json, sys
-path, addr, disk = sys.argv[1:]
-cfg = json.load(open(path))
-cfg["linux"]["namespaces"] = [n for n in cfg["linux"]["namespaces"] if n["type"] != "network"]
-cfg["annotations"] = {"io.petrel.rootfs": disk}
-if addr:
-    cfg["annotations"]["io.petrel.net.address"] = addr
-json.dump(cfg, open(path, "w"), indent=1)
-PY
+	bundle_network "$1/config.json" "" "$1.ext4" "${3:-}"
 }
 
 make_rootfs "$T/rootfs"
@@ -69,12 +60,7 @@ expect_fail "$T/own" "address $NET.1/24: the bridge's own address" create --bund
 net_bundle "$T/bf" '["true"]' "$NET.7"
 expect_fail "$T/noprefix" "annotation io.petrel.net.address: address '$NET.7': no /prefix" create --bundle "$T/bf" f
 make_bundle "$T/bg" '["true"]'
-python3 - "$T/bg/config.json" "$T/rootfs.ext4" <<'PY'
-import json, sys
-cfg = json.load(open(sys.argv[1]))
-cfg["annotations"] = {"io.petrel.net.address": "10.1.2.3/24", "io.petrel.rootfs": sys.argv[2]}
-json.dump(cfg, open(sys.argv[1], "w"))
-PY
+bundle_network "$T/bg/config.json" new "$T/rootfs.ext4" "10.1.2.3/24"
 expect_fail "$T/withns" "annotation io.petrel.net.address: only for a container without a network namespace" create --bundle "$T/bg" g
 [ "$(ip -o link show master "$BR" | wc -l)" = 1 ] || { ip -o link show master "$BR"; fail "a refused create left a port"; }
 for id in c d e f g; do [ ! -e "$ROOT/$id" ] || fail "a refused create left $ROOT/$id"; done

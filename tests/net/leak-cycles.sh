@@ -44,20 +44,10 @@ mke2fs -q -t ext4 -d "$T/rootfs" "$T/rootfs.ext4" 64M || fail "mke2fs"
 mkdir -p "$ROOT"
 # bundle DIR MODE: MODE is path, new or bridge.
 bundle() {
+	local netns=
 	make_bundle "$1" '["sleep", "600"]'
-	python3 - "$1/config.json" "$2" "/run/netns/$ct" "$T/rootfs.ext4" <<'PY'
-import json, sys
-path, mode, netns, disk = sys.argv[1:]
-cfg = json.load(open(path))
-ns = [n for n in cfg["linux"]["namespaces"] if n["type"] != "network"]
-if mode == "path":
-    ns.append({"type": "network", "path": netns})
-elif mode == "new":
-    ns.append({"type": "network"})
-cfg["linux"]["namespaces"] = ns
-cfg["annotations"] = {"io.petrel.rootfs": disk}
-json.dump(cfg, open(path, "w"), indent=1)
-PY
+	case "$2" in path) netns=/run/netns/$ct ;; new) netns=new ;; esac
+	bundle_network "$1/config.json" "$netns" "$T/rootfs.ext4"
 }
 modes=(path new bridge)
 for m in "${modes[@]}"; do bundle "$T/b-$m" "$m"; done

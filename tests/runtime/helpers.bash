@@ -90,6 +90,28 @@ make_bundle() {
 JSON
 }
 
+# bundle_network CONFIG NETNS DISK [ADDRESS]: the bundle's network namespace
+# entry becomes NETNS ("" for none: bridge mode; "new" for an entry without a
+# path; else the path), its root the prebuilt DISK (io.petrel.rootfs: building
+# one per create is slow under TCG), and ADDRESS, if any, io.petrel.net.address.
+bundle_network() {
+	python3 - "$1" "$2" "$3" "${4:-}" <<'PY'
+import json, sys
+path, netns, disk, addr = sys.argv[1:]
+cfg = json.load(open(path))
+ns = [n for n in cfg["linux"]["namespaces"] if n["type"] != "network"]
+if netns == "new":
+    ns.append({"type": "network"})
+elif netns:
+    ns.append({"type": "network", "path": netns})
+cfg["linux"]["namespaces"] = ns
+cfg["annotations"] = {"io.petrel.rootfs": disk}
+if addr:
+    cfg["annotations"]["io.petrel.net.address"] = addr
+json.dump(cfg, open(path, "w"), indent=1)
+PY
+}
+
 # state_field ID FIELD: a top-level string or number of `petrel state ID`.
 state_field() {
 	p state "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$2"
