@@ -27,6 +27,9 @@
 
 #define AGENT_PROTO_VERSION 1
 #define AGENT_VSOCK_PORT    1024
+/* Once listening, the agent connects to the host's port AGENT_READY_PORT and
+ * sends nothing: a host waiting for it connects then instead of polling. */
+#define AGENT_READY_PORT 1025
 
 #define AGENT_FRAME_HEADER_SIZE 12
 /* Large enough for a config.json-sized create message. */

@@ -2,7 +2,8 @@
  * The stdio, signal and exit-status relay (relay.h). One state machine on the
  * caller's event loop:
  *
- *   CONNECTING  a timerfd retries the hybrid vsock connect every 100 ms
+ *   CONNECTING  a timerfd retries the hybrid vsock connect every 100 ms; the
+ *               agent's announcement (cfg.await_ready) triggers one at once
  *   HANDSHAKE   "CONNECT <port>\n" sent, reading the "OK <n>\n" line
  *   HELLO       hello and the request sent, waiting for the agent's hello
  *   REQUEST     waiting for created / exec-started (or error)
@@ -73,6 +74,9 @@ struct relay {
 	struct eventloop *loop;
 	enum relay_state state;
 	int timer_fd;
+	int ready_fd;	      /* listening for the agent's announcement, or -1 */
+	char ready_path[108]; /* its socket, removed by relay_destroy */
+	bool ready_retry;     /* announced during a handshake: retry at once if it fails */
 	int conn_fd;
 	bool conn_watched;
 	uint32_t conn_events;
@@ -606,6 +610,20 @@ static void relay_send_requests(struct relay *r)
 	relay_flush(r);
 }
 
+static void relay_try_connect(struct relay *r);
+
+/* Back to CONNECTING; at once if the agent announced itself meanwhile (the
+ * failed attempt went out before it listened), else at the next retry. */
+static void relay_handshake_failed(struct relay *r)
+{
+	relay_close_conn(r);
+	r->state = RELAY_CONNECTING;
+	if (r->ready_retry) {
+		r->ready_retry = false;
+		relay_try_connect(r);
+	}
+}
+
 static void relay_on_handshake(struct relay *r)
 {
 	for (;;) {
@@ -621,8 +639,7 @@ static void relay_on_handshake(struct relay *r)
 			    &r->last_err, -ECONNREFUSED,
 			    "%s: connection closed after CONNECT %u (is the agent listening?)",
 			    r->cfg.uds_path, r->cfg.port);
-			relay_close_conn(r);
-			r->state = RELAY_CONNECTING;
+			relay_handshake_failed(r);
 			return;
 		}
 		if (c != '\n') {
@@ -633,8 +650,7 @@ static void relay_on_handshake(struct relay *r)
 		if (strncmp(r->hs_line, "OK ", 3) != 0) {
 			perr_setx(&r->last_err, -ECONNREFUSED, "%s: CONNECT %u: \"%s\"",
 				  r->cfg.uds_path, r->cfg.port, r->hs_line);
-			relay_close_conn(r);
-			r->state = RELAY_CONNECTING;
+			relay_handshake_failed(r);
 			return;
 		}
 		relay_send_requests(r);
@@ -772,6 +788,58 @@ static void relay_on_timer(void *opaque, uint32_t events)
 	}
 }
 
+static void relay_close_ready(struct relay *r)
+{
+	if (r->ready_fd < 0)
+		return;
+	eventloop_remove(r->loop, r->ready_fd);
+	close(r->ready_fd);
+	r->ready_fd = -1;
+	unlink(r->ready_path);
+}
+
+/* The agent announced that it listens (one connection, no data). */
+static void relay_on_ready(void *opaque, uint32_t events)
+{
+	struct relay *r = opaque;
+	(void)events;
+	int fd;
+	while ((fd = accept4(r->ready_fd, NULL, NULL, SOCK_CLOEXEC)) >= 0)
+		close(fd);
+	relay_close_ready(r); /* once per boot */
+	if (r->state == RELAY_CONNECTING)
+		relay_try_connect(r);
+	else if (r->state == RELAY_HANDSHAKE)
+		r->ready_retry = true;
+}
+
+/* Best effort: without it the retry timer still finds the agent. */
+static void relay_listen_ready(struct relay *r)
+{
+	struct sockaddr_un addr = {.sun_family = AF_UNIX};
+	int n = snprintf(r->ready_path, sizeof(r->ready_path), "%s_%u", r->cfg.uds_path,
+			 AGENT_READY_PORT);
+	if (n < 0 || (size_t)n >= sizeof(addr.sun_path)) {
+		r->ready_path[0] = 0;
+		log_debug("relay: %s_%u does not fit a socket address; polling only",
+			  r->cfg.uds_path, AGENT_READY_PORT);
+		return;
+	}
+	memcpy(addr.sun_path, r->ready_path, (size_t)n + 1);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return;
+	unlink(r->ready_path); /* a stale one from a killed VMM of the same container */
+	if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 || listen(fd, 4) < 0 ||
+	    eventloop_add(r->loop, fd, EPOLLIN, relay_on_ready, r) < 0) {
+		log_debug("relay: listen on %s: %s; polling only", r->ready_path, strerror(errno));
+		close(fd);
+		unlink(r->ready_path);
+		return;
+	}
+	r->ready_fd = fd;
+}
+
 uint32_t relay_process_id(const struct relay *r)
 {
 	return r ? r->id : 0;
@@ -788,6 +856,7 @@ int relay_start(struct eventloop *loop, const struct relay_config *cfg, struct r
 	r->cfg = *cfg;
 	r->loop = loop;
 	r->timer_fd = -1;
+	r->ready_fd = -1;
 	r->conn_fd = -1;
 	r->sig_fd = -1;
 	relay_out_init(r, &r->out, cfg->out_fd);
@@ -829,8 +898,12 @@ int relay_start(struct eventloop *loop, const struct relay_config *cfg, struct r
 			rc = perr_set(err, -errno, "timerfd");
 			goto fail;
 		}
-		struct itimerspec its = {.it_interval = {0, RELAY_RETRY_MS * 1000000L},
-					 .it_value = {0, 1000000L}};
+		if (cfg->await_ready)
+			relay_listen_ready(r);
+		unsigned retry_ms = cfg->retry_ms ? cfg->retry_ms : RELAY_RETRY_MS;
+		struct itimerspec its = {
+		    .it_interval = {retry_ms / 1000, (long)(retry_ms % 1000) * 1000000L},
+		    .it_value = {0, 1000000L}};
 		timerfd_settime(r->timer_fd, 0, &its, NULL);
 		rc = eventloop_add(loop, r->timer_fd, EPOLLIN, relay_on_timer, r);
 		if (rc < 0) {
@@ -854,6 +927,7 @@ void relay_destroy(struct relay *r)
 		tcsetattr(r->cfg.in_fd, TCSANOW, &r->tty_saved);
 	relay_unwatch_in(r);
 	relay_close_conn(r);
+	relay_close_ready(r);
 	if (r->timer_fd >= 0) {
 		eventloop_remove(r->loop, r->timer_fd);
 		close(r->timer_fd);

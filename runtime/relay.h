@@ -43,6 +43,11 @@ struct relay_config {
 	const char *uds_path; /* the hybrid vsock socket; NULL when conn_fd is given */
 	uint32_t port;	      /* AGENT_VSOCK_PORT */
 	int conn_fd;	      /* an already connected agent stream (tests), else -1 */
+	/* Also listen on uds_path_AGENT_READY_PORT, where the hybrid vsock device
+	 * brings the agent's "listening" announcement: connect on it at once
+	 * instead of at the next retry. */
+	bool await_ready;
+	unsigned retry_ms; /* between connect attempts; 0: 100 ms */
 	unsigned connect_timeout_ms;
 	/* The request that makes the process: AGENT_MSG_CREATE or AGENT_MSG_EXEC.
 	 * Copied by reference: it must live until the relay reports. */

@@ -150,6 +150,7 @@ static int vmm_container_start(struct vmm_main *m)
 	    .uds_path = m->cfg.vsock.uds_path,
 	    .port = AGENT_VSOCK_PORT,
 	    .conn_fd = -1,
+	    .await_ready = true,
 	    .connect_timeout_ms = 120 * 1000,
 	    .request = &m->container_create,
 	    .request_raw = m->container_create_raw,

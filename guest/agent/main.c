@@ -109,7 +109,7 @@ static void system_setup(void)
 	loopback_up();
 }
 
-static void parse_cmdline(uint32_t *port, bool *debug)
+static void parse_cmdline(uint32_t *port, bool *debug, bool *quiet)
 {
 	char buf[4096];
 	int fd = open("/proc/cmdline", O_RDONLY | O_CLOEXEC);
@@ -131,6 +131,9 @@ static void parse_cmdline(uint32_t *port, bool *debug)
 				log_warn("ignoring %s", tok);
 		} else if (strcmp(tok, "petrel.agent.debug=1") == 0) {
 			*debug = true;
+		} else if (strcmp(tok, "quiet") == 0) {
+			/* As the kernel does: the serial console is slow (an exit a byte). */
+			*quiet = true;
 		}
 	}
 }
@@ -150,11 +153,12 @@ int main(int argc, char **argv)
 	bool pid1 = getpid() == 1;
 	uint32_t port = AGENT_VSOCK_PORT;
 	bool debug = false;
+	bool quiet = false;
 
 	log_set_ident("petrel-agent");
 	if (pid1) {
 		system_setup();
-		parse_cmdline(&port, &debug);
+		parse_cmdline(&port, &debug, &quiet);
 	} else {
 		for (int i = 1; i < argc; i++) {
 			if (strcmp(argv[i], "--debug") == 0) {
@@ -169,6 +173,8 @@ int main(int argc, char **argv)
 	}
 	if (debug)
 		log_set_level(LOG_DEBUG);
+	else if (quiet)
+		log_set_level(LOG_WARN);
 
 	struct perr err = {0};
 	int r = server_run(port, &err);

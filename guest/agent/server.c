@@ -97,6 +97,7 @@ struct server {
 	int epfd;
 	int own_pidns_fd;
 	struct watch listen_w, sig_w;
+	int ready_fd; /* the announcement to the host (AGENT_READY_PORT), until the first client */
 	struct conn *conns;
 	struct proc *procs;
 	unsigned nconns, nprocs, next_serial;
@@ -740,8 +741,29 @@ static void conn_read(struct server *s, struct conn *c)
 	}
 }
 
+/* Tells the host the agent listens: a connection to its AGENT_READY_PORT.
+ * Not waited for; refused (nobody listens there) is fine too. Closed when the
+ * first client arrives, so that the request has surely gone out by then. */
+static void announce_ready(struct server *s)
+{
+	int fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return;
+	struct sockaddr_vm addr = {
+	    .svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_HOST, .svm_port = AGENT_READY_PORT};
+	if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 && errno != EINPROGRESS) {
+		close(fd);
+		return;
+	}
+	s->ready_fd = fd;
+}
+
 static void accept_conns(struct server *s)
 {
+	if (s->ready_fd >= 0) {
+		close(s->ready_fd);
+		s->ready_fd = -1;
+	}
 	for (;;) {
 		int fd = accept4(s->listen_w.fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 		if (fd < 0) {
@@ -945,7 +967,8 @@ static int listen_vsock(uint32_t port, struct perr *err)
 
 int server_run(uint32_t port, struct perr *err)
 {
-	struct server s = {.epfd = -1, .own_pidns_fd = -1, .next_id = AGENT_INIT_ID + 1};
+	struct server s = {
+	    .epfd = -1, .own_pidns_fd = -1, .ready_fd = -1, .next_id = AGENT_INIT_ID + 1};
 	s.listen_w = (struct watch){.kind = W_LISTEN, .fd = -1};
 	s.sig_w = (struct watch){.kind = W_SIGNAL, .fd = -1};
 	int r;
@@ -985,6 +1008,7 @@ int server_run(uint32_t port, struct perr *err)
 	watch_set(&s, &s.sig_w, EPOLLIN);
 	watch_set(&s, &s.listen_w, EPOLLIN);
 	log_info("listening on vsock port %" PRIu32, port);
+	announce_ready(&s);
 
 	for (;;) {
 		update_interest(&s);
@@ -1020,6 +1044,8 @@ out:
 		p->dead = true;
 	}
 	free_dead(&s);
+	if (s.ready_fd >= 0)
+		close(s.ready_fd);
 	watch_close(&s, &s.listen_w);
 	watch_close(&s, &s.sig_w);
 	if (s.epfd >= 0)

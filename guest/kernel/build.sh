@@ -13,7 +13,11 @@ jobs=${JOBS:-$(nproc)}
 
 key=$( { cat "$here/petrel.config" "$here/build.sh"; stat -c '%s %Y' "$src"; } | sha256sum | cut -c1-16)
 dir=$cache/kernel/$key
-mkdir -p "$out"
+mkdir -p "$out" "$cache/kernel"
+# One build of a key at a time: a second caller (another checkout, make run
+# twice) waits for the first and then takes its result from the cache.
+exec 9>"$cache/kernel/lock-$key"
+flock 9
 if [ -s "$dir/vmlinux" ] && [ -s "$dir/bzImage" ]; then
 	cp -f "$dir/vmlinux" "$dir/bzImage" "$dir/config" "$out/"
 	exit 0
@@ -34,6 +38,11 @@ missing=0
 while IFS= read -r line; do
 	case "$line" in
 	CONFIG_*=*) grep -qxF "$line" "$ksrc/.config" || { echo "guest kernel: fragment line not honoured: $line" >&2; missing=1; } ;;
+	"# CONFIG_"*" is not set")
+		opt=${line#\# }
+		opt=${opt%% *}
+		! grep -q "^$opt=" "$ksrc/.config" || { echo "guest kernel: fragment line not honoured: $line" >&2; missing=1; }
+		;;
 	esac
 done <"$here/petrel.config"
 [ "$missing" = 0 ] || exit 1

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -288,6 +289,22 @@ UNIT_TEST(test_relay_forwards_signals_as_messages)
 	UNIT_ASSERT_EQ(res.status, 128 + SIGUSR1);
 }
 
+/* A relay that connects through the hybrid socket at path, no stdio. */
+static struct relay_config uds_relay_config(const char *path, const struct agent_msg *req,
+					    struct result *res)
+{
+	return (struct relay_config){.uds_path = path,
+				     .port = AGENT_VSOCK_PORT,
+				     .conn_fd = -1,
+				     .request = req,
+				     .notify_fd = -1,
+				     .in_fd = -1,
+				     .out_fd = -1,
+				     .err_fd = -1,
+				     .done = on_done,
+				     .opaque = res};
+}
+
 UNIT_TEST(test_relay_fails_when_agent_never_listens)
 {
 	char dir[] = "/tmp/petrel-relay.XXXXXX";
@@ -300,17 +317,8 @@ UNIT_TEST(test_relay_fails_when_agent_never_listens)
 	req.u.exec.nargs = 1;
 	struct result res = {.status = -2};
 	eventloop_create(&res.loop);
-	struct relay_config cfg = {.uds_path = path,
-				   .port = AGENT_VSOCK_PORT,
-				   .conn_fd = -1,
-				   .connect_timeout_ms = 300,
-				   .request = &req,
-				   .notify_fd = -1,
-				   .in_fd = -1,
-				   .out_fd = -1,
-				   .err_fd = -1,
-				   .done = on_done,
-				   .opaque = &res};
+	struct relay_config cfg = uds_relay_config(path, &req, &res);
+	cfg.connect_timeout_ms = 300;
 	struct relay *r = NULL;
 	struct perr err = {0};
 	UNIT_ASSERT_EQ(relay_start(res.loop, &cfg, &r, &err), 0);
@@ -321,4 +329,77 @@ UNIT_TEST(test_relay_fails_when_agent_never_listens)
 	UNIT_ASSERT_EQ(res.status, -1);
 	UNIT_ASSERT_CONTAINS(res.why, "the agent did not answer within");
 	UNIT_ASSERT_CONTAINS(res.why, "agent.sock");
+}
+
+/* The fake hybrid vsock server: refuses the first CONNECT (the agent is not
+ * listening yet), announces the agent on port 1025, then answers the next
+ * CONNECT as the agent, which refuses the exec. */
+static void __attribute__((noreturn)) fake_hybrid(int srv, const char *uds_path)
+{
+	char line[64];
+	int c = accept4(srv, NULL, NULL, SOCK_CLOEXEC);
+	if (c < 0 || read(c, line, sizeof(line)) <= 0)
+		_exit(80);
+	close(c);
+	struct sockaddr_un addr = {.sun_family = AF_UNIX};
+	snprintf(addr.sun_path, sizeof(addr.sun_path), "%s_%u", uds_path, AGENT_READY_PORT);
+	int a = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (a < 0 || connect(a, (struct sockaddr *)&addr, sizeof(addr)) < 0)
+		_exit(81);
+	close(a);
+	c = accept4(srv, NULL, NULL, SOCK_CLOEXEC);
+	ssize_t n = c < 0 ? -1 : read(c, line, sizeof(line) - 1);
+	if (n <= 0 || strncmp(line, "CONNECT 1024\n", 13) != 0)
+		_exit(82);
+	if (write(c, "OK 1024\n", 8) != 8)
+		_exit(83);
+	fake_agent(c, FAKE_REFUSE);
+}
+
+/* With the retry timer out of the way, only the announcement can bring the
+ * second attempt: the relay reaches the agent and reports its refusal. */
+UNIT_TEST(test_relay_connects_when_the_agent_announces_itself)
+{
+	char dir[] = "/tmp/petrel-relay.XXXXXX";
+	UNIT_ASSERT(mkdtemp(dir));
+	char path[64], ready[80];
+	snprintf(path, sizeof(path), "%s/agent.sock", dir);
+	snprintf(ready, sizeof(ready), "%s_%u", path, AGENT_READY_PORT);
+	struct sockaddr_un addr = {.sun_family = AF_UNIX};
+	snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path);
+	int srv = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	UNIT_ASSERT(srv >= 0);
+	UNIT_ASSERT_EQ(bind(srv, (struct sockaddr *)&addr, sizeof(addr)), 0);
+	UNIT_ASSERT_EQ(listen(srv, 4), 0);
+	char *args[] = {"cat", NULL};
+	struct agent_msg req = {.type = AGENT_MSG_EXEC};
+	req.u.exec.args = args;
+	req.u.exec.nargs = 1;
+	req.u.exec.cwd = "/";
+	struct result res = {.status = -2};
+	eventloop_create(&res.loop);
+	struct relay_config cfg = uds_relay_config(path, &req, &res);
+	cfg.await_ready = true;
+	cfg.retry_ms = 600 * 1000;
+	cfg.connect_timeout_ms = 20 * 1000;
+	struct relay *r = NULL;
+	struct perr err = {0};
+	UNIT_ASSERT_EQ(relay_start(res.loop, &cfg, &r, &err), 0);
+	pid_t child = fork();
+	if (child == 0)
+		fake_hybrid(srv, path);
+	close(srv);
+	UNIT_ASSERT_EQ(eventloop_run(res.loop), 0);
+	relay_destroy(r);
+	eventloop_destroy(res.loop);
+	int wst;
+	waitpid(child, &wst, 0);
+	/* The announcement socket is gone with the relay. */
+	UNIT_ASSERT(access(ready, F_OK) < 0);
+	unlink(path);
+	rmdir(dir);
+	UNIT_ASSERT(WIFEXITED(wst));
+	UNIT_ASSERT_EQ(WEXITSTATUS(wst), 0);
+	UNIT_ASSERT_EQ(res.status, -1);
+	UNIT_ASSERT_CONTAINS(res.why, "executable file not found");
 }
