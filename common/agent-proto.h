@@ -29,7 +29,7 @@
 #define AGENT_VSOCK_PORT    1024
 /* Once listening, the agent connects to the host's port AGENT_READY_PORT and
  * sends nothing: a host waiting for it connects then instead of polling. */
-#define AGENT_READY_PORT 1025
+#define AGENT_READY_PORT 1025u
 
 #define AGENT_FRAME_HEADER_SIZE 12
 /* Large enough for a config.json-sized create message. */

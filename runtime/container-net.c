@@ -6,17 +6,28 @@
 #include "common/log.h"
 #include "runtime/container-net.h"
 
+/* The bridge's address (petrel.conf) and the container's (annotation, if any). */
+static int bridge_addresses(const struct oci_config *cfg, const struct petrel_conf *conf,
+			    struct netsetup_addr *bridge_addr, struct netsetup_addr *want,
+			    struct perr *err)
+{
+	const char *ann = oci_annotation(cfg, CONTAINER_NET_ANN_ADDRESS);
+	if (netsetup_cidr_parse(conf->bridge_address, bridge_addr, err) < 0)
+		return perr_wrap(err, "bridge_address");
+	if (ann && netsetup_cidr_parse(ann, want, err) < 0)
+		return perr_wrap(err, "annotation %s", CONTAINER_NET_ANN_ADDRESS);
+	return 0;
+}
+
 static int prepare_bridge(const struct oci_config *cfg, const struct petrel_conf *conf,
 			  const char *root, const char *id, struct container_net *cn,
 			  struct perr *err)
 {
 	struct netsetup_addr bridge_addr, want;
 	const char *ann = oci_annotation(cfg, CONTAINER_NET_ANN_ADDRESS);
-	int rc = netsetup_cidr_parse(conf->bridge_address, &bridge_addr, err);
+	int rc = bridge_addresses(cfg, conf, &bridge_addr, &want, err);
 	if (rc < 0)
-		return perr_wrap(err, "bridge_address");
-	if (ann && netsetup_cidr_parse(ann, &want, err) < 0)
-		return perr_wrap(err, "annotation %s", CONTAINER_NET_ANN_ADDRESS);
+		return rc;
 	char tap[IFNAMSIZ];
 	netsetup_bridge_tap_name(root, id, tap);
 	struct netsetup_bridge_port_req req = {.bridge = conf->bridge,
@@ -32,13 +43,9 @@ static int prepare_bridge(const struct oci_config *cfg, const struct petrel_conf
 	return 0;
 }
 
-int container_net_prepare(const struct oci_config *cfg, const struct petrel_conf *conf,
-			  const char *root, const char *id, struct container_net *cn,
-			  struct perr *err)
+int container_net_check(const struct oci_config *cfg, const struct petrel_conf *conf,
+			struct perr *err)
 {
-	memset(cn, 0, sizeof(*cn));
-	cn->net.tap_fd = -1;
-	cn->netns_fd = -1;
 	const struct oci_namespace *ns = oci_find_namespace(cfg, OCI_NS_NETWORK);
 	const char *ann = oci_annotation(cfg, CONTAINER_NET_ANN_ADDRESS);
 	if (ns && ann)
@@ -46,14 +53,31 @@ int container_net_prepare(const struct oci_config *cfg, const struct petrel_conf
 				 "annotation %s: only for a container without a network "
 				 "namespace (bridge mode)",
 				 CONTAINER_NET_ANN_ADDRESS);
+	if (ns || strcmp(conf->bridge, "none") == 0)
+		return 0;
+	struct netsetup_addr bridge_addr, want;
+	return bridge_addresses(cfg, conf, &bridge_addr, &want, err);
+}
+
+int container_net_prepare(const struct oci_config *cfg, const struct petrel_conf *conf,
+			  const char *root, const char *id, struct container_net *cn,
+			  struct perr *err)
+{
+	memset(cn, 0, sizeof(*cn));
+	cn->net.tap_fd = -1;
+	cn->netns_fd = -1;
+	int rc = container_net_check(cfg, conf, err);
+	if (rc < 0)
+		return rc;
+	const struct oci_namespace *ns = oci_find_namespace(cfg, OCI_NS_NETWORK);
 	if (!ns) {
 		if (strcmp(conf->bridge, "none") == 0)
 			return 0;
 		return prepare_bridge(cfg, conf, root, id, cn, err);
 	}
 	if (!ns->path) {
-		int rc = netsetup_netns_new_with_tap(NETSETUP_CONTAINER_TAP, &cn->net.tap_fd,
-						     &cn->netns_fd, err);
+		rc = netsetup_netns_new_with_tap(NETSETUP_CONTAINER_TAP, &cn->net.tap_fd,
+						 &cn->netns_fd, err);
 		if (rc < 0)
 			return perr_wrap(err, "linux.namespaces: network");
 		/* Its only peer is the tap: any locally administered MAC will do. */
@@ -63,7 +87,7 @@ int container_net_prepare(const struct oci_config *cfg, const struct petrel_conf
 	}
 	/* A namespace with nothing but lo (podman --network none) leaves the VM
 	 * without a NIC. */
-	int rc = netsetup_container_prepare(ns->path, NULL, &cn->net, err);
+	rc = netsetup_container_prepare(ns->path, NULL, &cn->net, err);
 	if (rc == -ENODEV) {
 		log_debug("%s: %s; no network device", ns->path, err->msg);
 		perr_clear(err);

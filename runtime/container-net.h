@@ -26,8 +26,12 @@ struct container_net {
 	const char *netns_path; /* config.json's namespace (cleaned at delete); or NULL */
 };
 
-/* Makes the container's network as above. On failure nothing is left (the
- * bridge, shared, stays). The caller owns net.tap_fd and netns_fd. */
+/* What can be refused before anything is made: the address annotation
+ * beside a network namespace, an address that does not parse. */
+int container_net_check(const struct oci_config *cfg, const struct petrel_conf *conf,
+			struct perr *err);
+/* Makes the container's network as above (container_net_check first). On
+ * failure nothing is left (the bridge, shared, stays). The caller owns net.tap_fd and netns_fd. */
 int container_net_prepare(const struct oci_config *cfg, const struct petrel_conf *conf,
 			  const char *root, const char *id, struct container_net *cn,
 			  struct perr *err);

@@ -234,6 +234,8 @@ static int create_steps(const struct petrel_create_opts *o, struct create_ctx *c
 		return perr_setx(
 		    err, -EINVAL,
 		    "cannot use console socket if petrel will not detach or allocate tty");
+	if ((rc = container_net_check(c->cfg, &conf, err)) < 0)
+		return rc;
 	char vmm[PATH_MAX];
 	if ((rc = vmm_find_binary(conf.vmm, vmm, sizeof(vmm), err)) < 0)
 		return rc;
