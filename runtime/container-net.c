@@ -66,9 +66,7 @@ int container_net_prepare(const struct oci_config *cfg, const struct petrel_conf
 	memset(cn, 0, sizeof(*cn));
 	cn->net.tap_fd = -1;
 	cn->netns_fd = -1;
-	int rc = container_net_check(cfg, conf, err);
-	if (rc < 0)
-		return rc;
+	int rc;
 	const struct oci_namespace *ns = oci_find_namespace(cfg, OCI_NS_NETWORK);
 	if (!ns) {
 		if (strcmp(conf->bridge, "none") == 0)

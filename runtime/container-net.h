@@ -30,8 +30,10 @@ struct container_net {
  * beside a network namespace, an address that does not parse. */
 int container_net_check(const struct oci_config *cfg, const struct petrel_conf *conf,
 			struct perr *err);
-/* Makes the container's network as above (container_net_check first). On
- * failure nothing is left (the bridge, shared, stays). The caller owns net.tap_fd and netns_fd. */
+/* Makes the container's network as above, for a config that passed
+ * container_net_check (create checks before it makes anything). On failure
+ * nothing is left (the bridge, shared, stays). The caller owns net.tap_fd and
+ * netns_fd. */
 int container_net_prepare(const struct oci_config *cfg, const struct petrel_conf *conf,
 			  const char *root, const char *id, struct container_net *cn,
 			  struct perr *err);

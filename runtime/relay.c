@@ -42,6 +42,7 @@
 #include "vmm/core/eventloop.h"
 
 #define RELAY_RETRY_MS	    100
+#define RELAY_SUN_PATH_MAX  sizeof(((struct sockaddr_un *)0)->sun_path)
 #define RELAY_STDIN_HIGH    (1u << 20) /* stop reading stdin above this much queued */
 #define RELAY_HANDSHAKE_MAX 64
 #define RELAY_OUT_HIGH	    (1u << 20)	 /* stop reading the agent above this much queued output */
@@ -74,9 +75,9 @@ struct relay {
 	struct eventloop *loop;
 	enum relay_state state;
 	int timer_fd;
-	int ready_fd;	      /* listening for the agent's announcement, or -1 */
-	char ready_path[108]; /* its socket, removed by relay_destroy */
-	bool ready_retry;     /* announced during a handshake: retry at once if it fails */
+	int ready_fd;			     /* listening for the agent's announcement, or -1 */
+	char ready_path[RELAY_SUN_PATH_MAX]; /* its socket, removed by relay_destroy */
+	bool ready_retry; /* announced during a handshake: retry at once if it fails */
 	int conn_fd;
 	bool conn_watched;
 	uint32_t conn_events;
