@@ -1,7 +1,8 @@
 #!/bin/bash
 # The container lifecycle through the petrel CLI with real guests: create ->
 # created, start -> running, kill -> stopped, delete leaves nothing; run's
-# exit statuses 0, 3 and 137; a VMM killed with SIGKILL reads as stopped.
+# exit statuses 0, 3 and 137; a VMM killed with SIGKILL reads as stopped;
+# the guest's agent announces itself to the relay.
 . "$(dirname "$0")/helpers.bash"
 runtime_prepare
 
@@ -16,6 +17,10 @@ assert_eq "$(state_field c1 pid)" "$pid" "state's pid and the pid file"
 assert_eq "$(state_field c1 bundle)" "$T/b1" "state's bundle"
 [ "$(stat -c %a "$ROOT/c1")" = 700 ] || fail "the state dir is not 0700"
 grep -q "petrel-vmm" "/proc/$pid/cmdline" || fail "pid $pid is not petrel-vmm"
+# The agent announced itself (docs/agent-protocol.md): the relay removes its
+# announcement socket when the announcement comes, not when it polls.
+[ -S "$ROOT/c1/agent.sock" ] || fail "no agent.sock in the state dir"
+[ ! -e "$ROOT/c1/agent.sock_1025" ] || fail "agent.sock_1025 is still there: the agent did not announce itself"
 p list | grep -q "^c1 .*created" || { p list; fail "list does not show c1 created"; }
 
 step "start"
