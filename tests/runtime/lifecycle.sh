@@ -21,6 +21,9 @@ grep -q "petrel-vmm" "/proc/$pid/cmdline" || fail "pid $pid is not petrel-vmm"
 # announcement socket when the announcement comes, not when it polls.
 [ -S "$ROOT/c1/agent.sock" ] || fail "no agent.sock in the state dir"
 [ ! -e "$ROOT/c1/agent.sock_1025" ] || fail "agent.sock_1025 is still there: the agent did not announce itself"
+# With quiet (petrel's guest command line) the agent writes no info lines to the console.
+[ -s "$ROOT/c1/console.log" ] || fail "no guest console log in the state dir"
+assert_not_contains "$ROOT/c1/console.log" "listening on vsock port" "the guest console"
 p list | grep -q "^c1 .*created" || { p list; fail "list does not show c1 created"; }
 
 step "start"
