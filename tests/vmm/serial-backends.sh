@@ -7,10 +7,13 @@ need_kvm
 need_vmm
 need_cmd python3
 # The marker repeats until a line arrives: with nowait, a client may connect
-# after the first one went out (output without a client is dropped).
-script='line=
-until [ -n "$line" ]; do echo SERIAL-MARK-OUT; read -r -t 2 line </dev/ttyS0 || true; done
-echo "got:$line"'
+# after the first one went out (output without a client is dropped). One
+# reader without a timeout: a read that times out mid-line (slow under TCG)
+# would drop the bytes it had taken.
+script='(read -r line </dev/ttyS0; echo "got:$line") &
+reader=$!
+while kill -0 $reader 2>/dev/null; do echo SERIAL-MARK-OUT; sleep 2; done
+wait $reader'
 vmm_bg() { # petrel-vmm args...: starts the VMM in the background, pid in $vmm_pid
 	"$VMM" -machine microvm -m 256 -kernel "$KERNEL" -initrd "$TEST_INITRD" \
 		-append "$GUEST_APPEND petrel.script=$(b64 "$script")" "$@" </dev/null >"$T/out" 2>"$T/stderr" &
