@@ -5,6 +5,7 @@
  */
 #include "agent-proto.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -14,9 +15,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 #include <yajl/yajl_gen.h>
 #include <yajl/yajl_tree.h>
@@ -270,6 +273,18 @@ static const char *const msg_type_names[AGENT_MSG_TYPE_COUNT] = {
     [AGENT_MSG_EXIT] = "exit",
     [AGENT_MSG_ERROR] = "error",
 };
+
+void agent_hello_init_host(struct agent_msg *m)
+{
+	*m = (struct agent_msg){.type = AGENT_MSG_HELLO};
+	m->u.hello.version = AGENT_PROTO_VERSION;
+	m->u.hello.agent = "petrel " PETREL_VERSION;
+	struct timespec now;
+	if (clock_gettime(CLOCK_REALTIME, &now) == 0 && now.tv_sec > 0)
+		m->u.hello.time_ns = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
+	m->u.hello.has_seed = getrandom(m->u.hello.seed, sizeof(m->u.hello.seed), GRND_NONBLOCK) ==
+			      (ssize_t)sizeof(m->u.hello.seed);
+}
 
 const char *agent_msg_type_name(enum agent_msg_type type)
 {
@@ -627,6 +642,24 @@ static int dec_string(yajl_val v, const char *path, size_t max, char **out, stru
 		return proto_error(err, -ENOMEM, "%s: out of memory", path);
 	free(*out);
 	*out = s;
+	return 0;
+}
+
+/* Exactly size bytes as 2*size lowercase or uppercase hex digits. */
+static int dec_hex(yajl_val v, const char *path, uint8_t *out, size_t size, struct perr *err)
+{
+	if (!YAJL_IS_STRING(v) || strlen(v->u.string) != 2 * size)
+		return proto_error(err, -EINVAL, "%s: expected %zu hex digits", path, 2 * size);
+	for (size_t i = 0; i < size; i++) {
+		unsigned x;
+		char pair[3] = {v->u.string[2 * i], v->u.string[2 * i + 1], 0};
+		char *end;
+		if (!isxdigit((unsigned char)pair[0]) || !isxdigit((unsigned char)pair[1]))
+			return proto_error(err, -EINVAL, "%s: expected %zu hex digits", path,
+					   2 * size);
+		x = (unsigned)strtoul(pair, &end, 16);
+		out[i] = (uint8_t)x;
+	}
 	return 0;
 }
 
@@ -1200,8 +1233,18 @@ static int dec_body(yajl_val root, struct agent_msg *msg, struct perr *err)
 			return proto_error(err, -EINVAL, "version: missing");
 		if ((r = dec_u32(f, "version", UINT32_MAX, &msg->u.hello.version, err)) < 0)
 			return r;
-		if ((f = obj_get(root, "agent")))
-			r = dec_string(f, "agent", 256, &msg->u.hello.agent, err);
+		if ((f = obj_get(root, "agent")) &&
+		    (r = dec_string(f, "agent", 256, &msg->u.hello.agent, err)) < 0)
+			return r;
+		if ((f = obj_get(root, "time_ns")) &&
+		    (r = dec_u64(f, "time_ns", INT64_MAX, &msg->u.hello.time_ns, err)) < 0)
+			return r;
+		if ((f = obj_get(root, "seed"))) {
+			if ((r = dec_hex(f, "seed", msg->u.hello.seed, sizeof(msg->u.hello.seed),
+					 err)) < 0)
+				return r;
+			msg->u.hello.has_seed = true;
+		}
 		return r;
 	case AGENT_MSG_CREATE:
 		return dec_create(root, &msg->u.create, err);
@@ -1532,6 +1575,17 @@ int agent_msg_encode(const struct agent_msg *msg, char **out, size_t *outlen, st
 		if (msg->u.hello.agent) {
 			enc_str(&e, "agent");
 			enc_str(&e, msg->u.hello.agent);
+		}
+		if (msg->u.hello.time_ns) {
+			enc_str(&e, "time_ns");
+			enc_u64(&e, msg->u.hello.time_ns);
+		}
+		if (msg->u.hello.has_seed) {
+			char hex[2 * AGENT_HELLO_SEED_BYTES + 1];
+			for (size_t i = 0; i < AGENT_HELLO_SEED_BYTES; i++)
+				snprintf(hex + 2 * i, 3, "%02x", msg->u.hello.seed[i]);
+			enc_str(&e, "seed");
+			enc_str(&e, hex);
 		}
 		break;
 	case AGENT_MSG_CREATE:

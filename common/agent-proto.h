@@ -197,13 +197,23 @@ struct agent_create {
 	struct agent_process process;
 };
 
+#define AGENT_HELLO_SEED_BYTES 32
+
+struct agent_hello {
+	uint32_t version;
+	char *agent; /* software name and version, may be NULL */
+	/* Host to agent, optional: the host's CLOCK_REALTIME when sent (0: absent)
+	 * and bytes for the guest's RNG (has_seed). A guest restored from a
+	 * snapshot has a stale clock and its siblings' RNG state until it gets them. */
+	uint64_t time_ns;
+	bool has_seed;
+	uint8_t seed[AGENT_HELLO_SEED_BYTES];
+};
+
 struct agent_msg {
 	enum agent_msg_type type;
 	union {
-		struct {
-			uint32_t version;
-			char *agent; /* software name and version, may be NULL */
-		} hello;
+		struct agent_hello hello;
 		struct agent_create create;
 		struct agent_process exec;
 		uint32_t id; /* created, started, exec-started */
@@ -226,6 +236,9 @@ struct agent_msg {
 		} error;
 	} u;
 };
+
+/* The host's hello: version, name, its clock and fresh random bytes. */
+void agent_hello_init_host(struct agent_msg *m);
 
 /* "hello", "create", … ; NULL for an unknown type. */
 const char *agent_msg_type_name(enum agent_msg_type type);

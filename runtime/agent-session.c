@@ -82,9 +82,8 @@ int agent_session_open(struct agent_session *s, const char *uds_path, unsigned t
 		agent_session_close(s);
 		return rc;
 	}
-	struct agent_msg hello = {.type = AGENT_MSG_HELLO}, reply;
-	hello.u.hello.version = AGENT_PROTO_VERSION;
-	hello.u.hello.agent = "petrel " PETREL_VERSION;
+	struct agent_msg hello, reply;
+	agent_hello_init_host(&hello);
 	int rc = agent_session_request(s, &hello, AGENT_MSG_HELLO, &reply, err);
 	agent_msg_free(&reply);
 	if (rc < 0)

@@ -592,9 +592,8 @@ static void relay_on_conn(void *opaque, uint32_t events);
 static void relay_send_requests(struct relay *r)
 {
 	r->state = RELAY_HELLO;
-	struct agent_msg hello = {.type = AGENT_MSG_HELLO};
-	hello.u.hello.version = AGENT_PROTO_VERSION;
-	hello.u.hello.agent = "petrel " PETREL_VERSION;
+	struct agent_msg hello;
+	agent_hello_init_host(&hello);
 	struct perr err = {0};
 	int rc = agent_writer_msg(&r->wr, &hello, &err);
 	if (rc == 0 && r->cfg.request_raw)

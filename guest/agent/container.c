@@ -63,8 +63,38 @@ static int mkdir_p(const char *path, mode_t mode)
 	return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
 }
 
+/* The sectors /sys gives for a block device node; -1 when unknown. */
+static long long block_sectors(const char *dev)
+{
+	struct stat st;
+	if (stat(dev, &st) < 0 || !S_ISBLK(st.st_mode))
+		return -1;
+	char path[64], buf[32];
+	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/size", major(st.st_rdev),
+		 minor(st.st_rdev));
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	return strtoll(buf, NULL, 10);
+}
+
+/* A VM restored from a template (docs/runtime.md) saw an empty disk when it
+ * was saved; the container's disk arrives as a capacity change, which the
+ * guest's driver applies from a workqueue. Wait for it (a cold boot has it). */
+static void wait_for_capacity(const char *dev)
+{
+	for (int i = 0; i < 5000 && block_sectors(dev) == 0; i++)
+		usleep(1000);
+}
+
 int container_mount_rootfs(const struct agent_create *c, struct perr *err)
 {
+	wait_for_capacity(c->root_device);
 	int r = mkdir_p(AGENT_ROOTFS_DIR, 0755);
 	if (r < 0)
 		return perr_set(err, r, "mkdir %s", AGENT_ROOTFS_DIR);

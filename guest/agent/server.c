@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <linux/random.h>
 #include <linux/vm_sockets.h>
 #include <poll.h>
 #include <signal.h>
@@ -421,6 +422,45 @@ static void kill_container(struct server *s, int sig)
 
 /* ---- requests ---- */
 
+/* A guest restored from a snapshot (docs/runtime.md, "VM templates") wakes with
+ * the snapshot's wall clock and the same RNG state as every sibling: the host's
+ * hello brings its clock and fresh bytes. The clock is set only when it is off
+ * by more than a second, so that a cold-booted guest's is left alone. */
+static void guest_sync_from_host(const struct agent_hello *h)
+{
+	if (h->has_seed) {
+		struct {
+			struct rand_pool_info info;
+			uint8_t buf[AGENT_HELLO_SEED_BYTES];
+		} pool = {.info = {.entropy_count = AGENT_HELLO_SEED_BYTES * 8,
+				   .buf_size = AGENT_HELLO_SEED_BYTES}};
+		memcpy(pool.buf, h->seed, sizeof(pool.buf));
+		int fd = open("/dev/urandom", O_WRONLY | O_CLOEXEC);
+		if (fd >= 0) {
+			if (ioctl(fd, RNDADDENTROPY, &pool.info) < 0 ||
+			    ioctl(fd, RNDRESEEDCRNG) < 0)
+				log_warn("seeding the RNG from the host: %s", strerror(errno));
+			close(fd);
+		}
+		explicit_bzero(&pool, sizeof(pool));
+	}
+	if (!h->time_ns)
+		return;
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	int64_t here = (int64_t)now.tv_sec * 1000000000ll + now.tv_nsec;
+	int64_t off = (int64_t)h->time_ns - here;
+	if (off > -1000000000ll && off < 1000000000ll)
+		return;
+	struct timespec host = {.tv_sec = (time_t)(h->time_ns / 1000000000ull),
+				.tv_nsec = (long)(h->time_ns % 1000000000ull)};
+	if (clock_settime(CLOCK_REALTIME, &host) < 0)
+		log_warn("setting the clock from the host: %s", strerror(errno));
+	else
+		log_info("clock set from the host (it was off by %lld ms)",
+			 (long long)(off / 1000000));
+}
+
 static void handle_hello(struct conn *c, const struct agent_msg *m)
 {
 	if (m->u.hello.version < 1) {
@@ -428,6 +468,7 @@ static void handle_hello(struct conn *c, const struct agent_msg *m)
 		c->closing = true;
 		return;
 	}
+	guest_sync_from_host(&m->u.hello);
 	struct agent_msg reply = {.type = AGENT_MSG_HELLO};
 	/* Both sides speak every version up to their own: the lower one wins. */
 	reply.u.hello.version =

@@ -686,6 +686,19 @@ static int handle_mem_path(struct cli_parse *p, const struct cli_option *o, cons
 	return handle_path(p, o, opt, arg);
 }
 
+/* -incoming file:DIR, as StratoVirt spells a snapshot to restore. */
+static int handle_incoming(struct cli_parse *p, const struct cli_option *o, const char *opt,
+			   const char *arg)
+{
+	static const char scheme[] = "file:";
+	if (strncmp(arg, scheme, sizeof(scheme) - 1) != 0 || !arg[sizeof(scheme) - 1])
+		return perr_setx(p->err, -EINVAL,
+				 "%s: '%.200s' is not a snapshot URI; allowed: file:DIR (a directory "
+				 "written by QMP migrate)",
+				 opt, arg);
+	return handle_path(p, o, opt, arg + sizeof(scheme) - 1);
+}
+
 static int handle_container(struct cli_parse *p, const struct cli_option *o, const char *opt,
 			    const char *arg)
 {
@@ -944,6 +957,10 @@ static const struct cli_option cli_options[] = {
     {"mem-path", CLI_ARG_REQUIRED, false, handle_mem_path, OPT_SETS(mem_path), .arg_name = "DIR",
      .help = "back guest RAM with huge pages from this hugetlbfs directory (absolute path; "
 	     "the memory size must be a multiple of the huge page size)"},
+    {"incoming", CLI_ARG_REQUIRED, false, handle_incoming, OPT_SETS(incoming),
+     .arg_name = "file:DIR",
+     .help = "restore the VM from a snapshot directory (QMP migrate); the other options must "
+	     "describe the same machine"},
     {"petrel-container", CLI_ARG_REQUIRED, false, handle_container, OPT_KEYS(container_keys, "dir"),
      .help = "container mode, used by the petrel runtime (docs/runtime.md)"},
     {"version", CLI_ARG_NONE, false, handle_action, .help = "print the version and exit"},

@@ -199,6 +199,7 @@ struct vmm_config {
 	bool daemonize;
 	bool disable_seccomp;
 	bool start_paused; /* -S */
+	char incoming[PATH_MAX]; /* -incoming file:DIR: the snapshot directory; "" when absent */
 
 	/* -petrel-container DIR[,notify-fd=N]: the runtime's container mode
 	 * (docs/runtime.md). "" and -1 when absent. */

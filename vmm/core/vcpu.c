@@ -29,6 +29,7 @@ struct vcpu {
 	bool thread_started;
 	int tid;
 	uint64_t unassigned; /* accesses to unassigned ports / MMIO, for the log */
+	bool exit_handled;   /* the last KVM_RUN ended in an exit we handled */
 };
 
 struct vcpus {
@@ -97,6 +98,17 @@ static bool vcpu_wait_for_run(struct vcpu *v)
 	 * changing `want` is seen below, under the lock. */
 	__atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
 	pthread_mutex_lock(&set->lock);
+	if (set->want == VCPU_PAUSE && v->exit_handled) {
+		/* KVM finishes an I/O instruction (its result, its RIP) at the next
+		 * KVM_RUN; with immediate_exit it does only that (KVM API, "immediate_exit"),
+		 * so a paused vCPU's registers are whole, as a snapshot needs them. */
+		pthread_mutex_unlock(&set->lock);
+		__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+		(void)ioctl(v->fd, KVM_RUN, 0);
+		__atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+		v->exit_handled = false;
+		pthread_mutex_lock(&set->lock);
+	}
 	while (set->want == VCPU_PAUSE) {
 		set->parked++;
 		pthread_cond_broadcast(&set->cond);
@@ -240,6 +252,7 @@ static void *vcpu_thread(void *opaque)
 
 	while (rc == 0 && vcpu_wait_for_run(v)) {
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
+			v->exit_handled = false;
 			if (errno == EINTR || errno == EAGAIN)
 				continue;
 			log_error("vcpu%u: KVM_RUN: %s", v->index, strerror(errno));
@@ -247,6 +260,7 @@ static void *vcpu_thread(void *opaque)
 			continue;
 		}
 		vcpu_handle_exit(v);
+		v->exit_handled = true;
 	}
 
 	pthread_mutex_lock(&set->lock);

@@ -22,15 +22,18 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>
 
+#include "../../common/cleanup.h"
 #include "../../common/log.h"
 #include "../arch/x86/acpi_tables.h"
 #include "../arch/x86/boot.h"
 #include "../arch/x86/cpuid.h"
 #include "../arch/x86/layout.h"
 #include "../arch/x86/regs.h"
+#include "../arch/x86/vcpu_state.h"
 #include "../hw/acpi_pm.h"
 #include "../hw/i8042.h"
 #include "../hw/serial8250.h"
@@ -48,6 +51,7 @@
 #include "hotplug.h"
 #include "iothread.h"
 #include "seccomp.h"
+#include "snapshot.h"
 #include "vcpu.h"
 
 #define KVM_API_VERSION_EXPECTED 12
@@ -106,6 +110,8 @@ struct vm {
 	/* vCPUs */
 	struct vcpus *vcpus;
 	bool vcpus_started;
+	uint32_t *msrs; /* the MSRs a snapshot carries (KVM_GET_MSR_INDEX_LIST) */
+	size_t n_msrs;
 
 	/* Control (main loop thread), except pending_reason (any thread). */
 	enum vm_run_state state;
@@ -1069,7 +1075,7 @@ fail:
 /* Build step 6: kernel                                                       */
 /* ------------------------------------------------------------------------ */
 
-static int vm_load_kernel(struct vm *vm, const struct vmm_config *cfg, struct perr *err)
+static int vm_make_cmdline(struct vm *vm, const struct vmm_config *cfg, struct perr *err)
 {
 	/* The user's -append first, then what the machine adds. */
 	const char *added = vm->virtio_cmdline;
@@ -1078,6 +1084,14 @@ static int vm_load_kernel(struct vm *vm, const struct vmm_config *cfg, struct pe
 	int n = snprintf(vm->cmdline, sizeof(vm->cmdline), "%s%s", cfg->append, added);
 	if (n < 0 || (size_t)n >= sizeof(vm->cmdline))
 		return perr_setx(err, -E2BIG, "-append: the kernel command line is too long");
+	return 0;
+}
+
+static int vm_load_kernel(struct vm *vm, const struct vmm_config *cfg, struct perr *err)
+{
+	int n = vm_make_cmdline(vm, cfg, err);
+	if (n < 0)
+		return n;
 
 	uint64_t rsdp = 0;
 	if (cfg->acpi) {
@@ -1149,7 +1163,7 @@ static int vm_iothread_setup(void *opaque, struct perr *err)
 }
 
 static int vm_setup_vcpu(struct vm *vm, const struct kvm_cpuid2 *supported, unsigned i,
-			 unsigned ncpus, struct perr *err)
+			 unsigned ncpus, bool cfg_incoming, struct perr *err)
 {
 	int fd = vcpus_fd(vm->vcpus, i);
 	struct kvm_cpuid2 *cpuid;
@@ -1167,6 +1181,9 @@ static int vm_setup_vcpu(struct vm *vm, const struct kvm_cpuid2 *supported, unsi
 	rc = x86_vcpu_set_lapic_lints(fd, err);
 	if (rc < 0)
 		return rc;
+	/* A restored vCPU gets its state from the snapshot (vm_restore). */
+	if (cfg_incoming)
+		return 0;
 	/* The APs wait for INIT/SIPI in KVM's LAPIC; only the BSP starts here. */
 	if (i == 0)
 		return x86_vcpu_set_boot_state(fd, &vm->boot_entry, err);
@@ -1188,7 +1205,7 @@ static int vm_create_vcpus(struct vm *vm, const struct vmm_config *cfg, struct p
 	};
 	rc = vcpus_create(vm->kvm_fd, vm->vm_fd, cfg->cpus, &host, &vm->vcpus, err);
 	for (unsigned i = 0; rc == 0 && i < cfg->cpus; i++) {
-		rc = vm_setup_vcpu(vm, supported, i, cfg->cpus, err);
+		rc = vm_setup_vcpu(vm, supported, i, cfg->cpus, cfg->incoming[0] != '\0', err);
 		if (rc < 0)
 			perr_wrap(err, "vCPU %u", i);
 	}
@@ -1198,6 +1215,213 @@ static int vm_create_vcpus(struct vm *vm, const struct vmm_config *cfg, struct p
 		vm->vcpus = NULL;
 	}
 	return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Snapshots (core/snapshot.h): QMP migrate to file:DIR, -incoming file:DIR    */
+/* ------------------------------------------------------------------------ */
+
+#define VM_SAVED_MAGIC 0x4d564d50u /* "PMVM" */
+
+/* What must match between a snapshot and the command line restoring it. */
+struct vm_saved_machine {
+	uint32_t magic;
+	uint32_t cpus;
+	uint64_t mem_bytes;
+	uint32_t n_virtio;
+	uint32_t has_serial;
+};
+
+/* At build time: the main thread's seccomp filter has no /dev/kvm ioctls. A
+ * host without the list runs VMs but cannot snapshot them. */
+static void vm_list_msrs(struct vm *vm)
+{
+	struct perr err;
+	if (x86_msr_index_list(vm->kvm_fd, &vm->msrs, &vm->n_msrs, &err) < 0) {
+		log_debug("snapshots unavailable: %s", err.msg);
+		vm->msrs = NULL;
+		vm->n_msrs = 0;
+	}
+}
+
+static void vm_section_name(char *out, size_t size, const char *kind, unsigned i)
+{
+	snprintf(out, size, "%s%u", kind, i);
+}
+
+static int vm_save_sections(struct vm *vm, struct snapshot_writer *w, struct perr *err)
+{
+	struct vm_saved_machine m = {
+	    .magic = VM_SAVED_MAGIC,
+	    .cpus = vcpus_count(vm->vcpus),
+	    .mem_bytes = vm->ram_size,
+	    .n_virtio = vm->n_virtio,
+	    .has_serial = vm->serial != NULL,
+	};
+	snapshot_writer_add(w, "machine", &m, sizeof(m));
+	void *blob = NULL;
+	size_t len = 0;
+	int rc = x86_vm_state_save(vm->vm_fd, &blob, &len, err);
+	if (rc < 0)
+		return rc;
+	snapshot_writer_add(w, "vm", blob, len);
+	free(blob);
+	char name[SNAPSHOT_SECTION_NAME_MAX];
+	for (unsigned i = 0; i < m.cpus; i++) {
+		rc = x86_vcpu_state_save(vcpus_fd(vm->vcpus, i), vm->msrs, vm->n_msrs, &blob, &len,
+					 err);
+		if (rc < 0)
+			return perr_wrap(err, "vCPU %u", i);
+		vm_section_name(name, sizeof(name), "cpu", i);
+		snapshot_writer_add(w, name, blob, len);
+		free(blob);
+	}
+	if (vm->serial) {
+		struct serial8250_state s;
+		serial8250_save(vm->serial, &s);
+		snapshot_writer_add(w, "serial", &s, sizeof(s));
+	}
+	struct i8042_state k;
+	i8042_save(vm->i8042, &k);
+	snapshot_writer_add(w, "i8042", &k, sizeof(k));
+	for (unsigned i = 0; i < vm->n_virtio; i++) {
+		rc = virtio_mmio_save(vm->virtio[i], &blob, &len, err);
+		if (rc < 0)
+			return rc;
+		vm_section_name(name, sizeof(name), "virtio", i);
+		snapshot_writer_add(w, name, blob, len);
+		free(blob);
+	}
+	return 0;
+}
+
+int vm_snapshot_save(struct vm *vm, const char *dir, struct perr *err)
+{
+	if (vm->state != VM_STATE_PAUSED)
+		return perr_setx(err, -EBUSY, "the VM must be paused first (QMP stop)");
+	if (!vm->n_msrs)
+		return perr_setx(err, -ENOTSUP, "this host's KVM has no MSR list to save");
+	if (vm->ram_fd >= 0)
+		log_debug("snapshot of file-backed RAM: its contents are copied too");
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return perr_set(err, -errno, "%s", dir);
+	autoclose int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dirfd < 0)
+		return perr_set(err, -errno, "%s", dir);
+	struct snapshot_writer w = {0};
+	int rc = vm_save_sections(vm, &w, err);
+	if (rc < 0) {
+		snapshot_writer_free(&w);
+		return rc;
+	}
+	/* The state last: a directory with a state file has all of its memory. */
+	unlinkat(dirfd, SNAPSHOT_STATE_FILE, 0);
+	rc = snapshot_memory_save(dirfd, vm->ram, vm->ram_size, err);
+	if (rc < 0) {
+		snapshot_writer_free(&w);
+		return perr_wrap(err, "%s", dir);
+	}
+	rc = snapshot_writer_finish(&w, dirfd, err);
+	return rc < 0 ? perr_wrap(err, "%s", dir) : 0;
+}
+
+static int vm_find_sized(const struct snapshot_reader *r, const char *name, void *out, size_t size,
+			 struct perr *err)
+{
+	const void *data;
+	size_t len;
+	if (snapshot_reader_find(r, name, &data, &len) < 0)
+		return perr_setx(err, -EINVAL, "the snapshot has no section '%s'", name);
+	if (len != size)
+		return perr_setx(err, -EINVAL, "section '%s': %zu bytes, expected %zu", name, len,
+				 size);
+	memcpy(out, data, size);
+	return 0;
+}
+
+static int vm_find_blob(const struct snapshot_reader *r, const char *name, const void **data,
+			size_t *len, struct perr *err)
+{
+	if (snapshot_reader_find(r, name, data, len) < 0)
+		return perr_setx(err, -EINVAL, "the snapshot has no section '%s'", name);
+	return 0;
+}
+
+static int vm_restore_check_machine(struct vm *vm, const struct snapshot_reader *r,
+				    struct perr *err)
+{
+	struct vm_saved_machine m;
+	int rc = vm_find_sized(r, "machine", &m, sizeof(m), err);
+	if (rc < 0)
+		return rc;
+	unsigned cpus = vcpus_count(vm->vcpus);
+	if (m.magic != VM_SAVED_MAGIC || m.cpus != cpus || m.mem_bytes != vm->ram_size ||
+	    m.n_virtio != vm->n_virtio || m.has_serial != (vm->serial != NULL))
+		return perr_setx(err, -EINVAL,
+				 "the snapshot is of another machine: %u vCPUs, %llu MiB, %u virtio "
+				 "devices, serial %s; this command line: %u vCPUs, %llu MiB, %u "
+				 "virtio devices, serial %s",
+				 m.cpus, (unsigned long long)(m.mem_bytes >> 20), m.n_virtio,
+				 m.has_serial ? "on" : "off", cpus,
+				 (unsigned long long)(vm->ram_size >> 20), vm->n_virtio,
+				 vm->serial ? "on" : "off");
+	return 0;
+}
+
+static int vm_restore_sections(struct vm *vm, const struct snapshot_reader *r, struct perr *err)
+{
+	unsigned cpus = vcpus_count(vm->vcpus);
+	int rc;
+	const void *blob;
+	size_t len;
+	char name[SNAPSHOT_SECTION_NAME_MAX];
+	for (unsigned i = 0; i < cpus; i++) {
+		vm_section_name(name, sizeof(name), "cpu", i);
+		if ((rc = vm_find_blob(r, name, &blob, &len, err)) < 0 ||
+		    (rc = x86_vcpu_state_restore(vcpus_fd(vm->vcpus, i), blob, len, err)) < 0)
+			return perr_wrap(err, "vCPU %u", i);
+	}
+	if ((rc = vm_find_blob(r, "vm", &blob, &len, err)) < 0 ||
+	    (rc = x86_vm_state_restore(vm->vm_fd, blob, len, err)) < 0)
+		return rc;
+	if (vm->serial) {
+		struct serial8250_state s;
+		if ((rc = vm_find_sized(r, "serial", &s, sizeof(s), err)) < 0)
+			return rc;
+		serial8250_restore(vm->serial, &s);
+	}
+	struct i8042_state k;
+	if ((rc = vm_find_sized(r, "i8042", &k, sizeof(k), err)) < 0)
+		return rc;
+	i8042_restore(vm->i8042, &k);
+	for (unsigned i = 0; i < vm->n_virtio; i++) {
+		vm_section_name(name, sizeof(name), "virtio", i);
+		if ((rc = vm_find_blob(r, name, &blob, &len, err)) < 0 ||
+		    (rc = virtio_mmio_restore(vm->virtio[i], blob, len, err)) < 0)
+			return perr_wrap(err, "virtio-mmio slot %u", i);
+	}
+	for (unsigned i = 0; i < vm->n_virtio; i++)
+		virtio_mmio_restore_finish(vm->virtio[i]);
+	return 0;
+}
+
+/* Memory first: the devices' rings are checked against it. */
+static int vm_restore(struct vm *vm, const struct vmm_config *cfg, struct perr *err)
+{
+	autoclose int dirfd = open(cfg->incoming, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dirfd < 0)
+		return perr_set(err, -errno, "-incoming %s", cfg->incoming);
+	struct snapshot_reader r;
+	int rc = snapshot_reader_open(&r, dirfd, err);
+	if (rc == 0) {
+		rc = vm_restore_check_machine(vm, &r, err);
+		if (rc == 0)
+			rc = snapshot_memory_load(dirfd, vm->ram, vm->ram_size, err);
+		if (rc == 0)
+			rc = vm_restore_sections(vm, &r, err);
+		snapshot_reader_free(&r);
+	}
+	return rc < 0 ? perr_wrap(err, "-incoming %s", cfg->incoming) : 0;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1236,17 +1460,25 @@ int vm_build(const struct vmm_config *cfg, struct vm **out, struct perr *err)
 	rc = vm_add_devices(vm, cfg, err);
 	if (rc < 0)
 		goto fail_devices;
-	rc = vm_load_kernel(vm, cfg, err);
+	vm_list_msrs(vm);
+	/* A restored VM's kernel is in the snapshot's memory. */
+	rc = cfg->incoming[0] ? vm_make_cmdline(vm, cfg, err) : vm_load_kernel(vm, cfg, err);
 	if (rc < 0)
 		goto fail_kernel;
 	rc = vm_create_vcpus(vm, cfg, err);
 	if (rc < 0)
 		goto fail_vcpus;
+	if (cfg->incoming[0] && (rc = vm_restore(vm, cfg, err)) < 0)
+		goto fail_restore;
 	*out = vm;
 	return 0;
 
+fail_restore:
+	vcpus_destroy(vm->vcpus);
+	vm->vcpus = NULL;
 fail_vcpus:
 fail_kernel:
+	free(vm->msrs);
 	vm_remove_devices(vm);
 fail_devices:
 fail_iothreads:
@@ -1359,5 +1591,6 @@ void vm_destroy(struct vm *vm)
 	vm_teardown_memory(vm);
 	vm_close_kvm(vm);
 	eventloop_destroy(vm->loop);
+	free(vm->msrs);
 	free(vm);
 }

@@ -86,6 +86,11 @@ int vm_balloon_query(struct vm *vm, struct vm_balloon_info *out);
  * a balloon device, -ERANGE unless 0 < target_bytes <= RAM size. */
 int vm_balloon_set_target(struct vm *vm, uint64_t target_bytes, struct perr *err);
 
+/* QMP migrate to "file:DIR": a snapshot of the paused VM (core/snapshot.h),
+ * which -incoming file:DIR restores. -EBUSY when the VM runs or a device cannot
+ * be saved now (vsock connections open: retry); the VM is unchanged either way. */
+int vm_snapshot_save(struct vm *vm, const char *dir, struct perr *err);
+
 /* Hot plug (core/hotplug.h): the VM's replaceable slots and hot-added
  * backends; never NULL once the VM is built. */
 struct hotplug;

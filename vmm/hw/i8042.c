@@ -374,6 +374,36 @@ int i8042_create(const struct i8042_config *cfg, struct i8042 **out, struct perr
 	return 0;
 }
 
+void i8042_save(struct i8042 *k, struct i8042_state *out)
+{
+	pthread_mutex_lock(&k->lock);
+	*out = (struct i8042_state){
+	    .ctr = k->ctr,
+	    .status_cmd = k->status_cmd,
+	    .output_port = k->output_port,
+	    .pending_cmd = k->pending_cmd,
+	    .pending_kbd_cmd = k->pending_kbd_cmd,
+	    .kbd_scanning = k->kbd_scanning,
+	    .scanset = k->scanset,
+	};
+	pthread_mutex_unlock(&k->lock);
+}
+
+void i8042_restore(struct i8042 *k, const struct i8042_state *in)
+{
+	pthread_mutex_lock(&k->lock);
+	k->ctr = in->ctr;
+	k->status_cmd = in->status_cmd;
+	k->output_port = in->output_port;
+	k->pending_cmd = in->pending_cmd;
+	k->pending_kbd_cmd = in->pending_kbd_cmd;
+	k->kbd_scanning = in->kbd_scanning != 0;
+	k->scanset = in->scanset == 1 || in->scanset == 3 ? in->scanset : 2;
+	k->q_count = 0;
+	kbd_update_irq_locked(k);
+	pthread_mutex_unlock(&k->lock);
+}
+
 void i8042_destroy(struct i8042 *k)
 {
 	if (!k)

@@ -31,6 +31,16 @@ struct i8042_config {
 int i8042_create(const struct i8042_config *cfg, struct i8042 **out, struct perr *err);
 /* No vCPU may run. NULL is a no-op. */
 void i8042_destroy(struct i8042 *kbd);
+
+/* Snapshots: the controller's and keyboard's modes (queued scancodes are not
+ * kept). */
+struct i8042_state {
+	uint8_t ctr, status_cmd, output_port, pending_cmd, pending_kbd_cmd;
+	uint8_t kbd_scanning, scanset;
+	uint8_t pad;
+};
+void i8042_save(struct i8042 *kbd, struct i8042_state *out);
+void i8042_restore(struct i8042 *kbd, const struct i8042_state *in);
 /* Queues the make and break codes of Ctrl-Alt-Del, in the scan code set the
  * guest has configured (set 1 when the controller translates). False when
  * the guest has not enabled its keyboard (nothing is queued). Any thread. */

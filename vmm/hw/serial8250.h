@@ -34,4 +34,15 @@ int serial8250_create(const struct serial8250_config *cfg, struct serial8250 **o
 /* Detaches and unregisters; no vCPU may run. NULL is a no-op. */
 void serial8250_destroy(struct serial8250 *s);
 
+/* Snapshots: the registers the guest programmed (received bytes not yet read
+ * are not kept). */
+struct serial8250_state {
+	uint8_t ier, lcr, mcr, msr, scr, fcr;
+	uint16_t divisor;
+	uint8_t thre_pending;
+	uint8_t pad[7];
+};
+void serial8250_save(struct serial8250 *s, struct serial8250_state *out);
+void serial8250_restore(struct serial8250 *s, const struct serial8250_state *in);
+
 #endif

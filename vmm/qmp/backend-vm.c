@@ -65,6 +65,11 @@ static struct hotplug *qmp_vm_hotplug(void *opaque)
 	return vm_hotplug(opaque);
 }
 
+static int qmp_vm_snapshot_save(void *opaque, const char *dir, struct perr *err)
+{
+	return vm_snapshot_save(opaque, dir, err);
+}
+
 const struct qmp_backend qmp_vm_backend = {
     .set_event_hook = qmp_vm_set_event_hook,
     .get_state = qmp_vm_get_state,
@@ -78,6 +83,7 @@ const struct qmp_backend qmp_vm_backend = {
     .balloon_query = qmp_vm_balloon_query,
     .balloon_set_target = qmp_vm_balloon_set_target,
     .hotplug = qmp_vm_hotplug,
+    .snapshot_save = qmp_vm_snapshot_save,
 };
 
 int qmp_server_create(struct eventloop *loop, struct vm *vm, const char *path,

@@ -102,6 +102,7 @@ extern const struct qmp_command_family qmp_family_run;	   /* cmd-run.c */
 extern const struct qmp_command_family qmp_family_query;   /* cmd-query.c */
 extern const struct qmp_command_family qmp_family_balloon; /* cmd-balloon.c */
 extern const struct qmp_command_family qmp_family_hotplug; /* cmd-hotplug.c */
+extern const struct qmp_command_family qmp_family_migrate; /* cmd-migrate.c */
 
 const struct qmp_command *qmp_command_find(const char *name);
 /* Calls fn for every command, in table order. */

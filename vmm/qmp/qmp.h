@@ -49,6 +49,8 @@ struct qmp_backend {
 	int (*balloon_set_target)(void *opaque, uint64_t target_bytes, struct perr *err);
 	/* Hot plug (core/hotplug.h); NULL when the VM has none. */
 	struct hotplug *(*hotplug)(void *opaque);
+	/* migrate to file:DIR (vm_snapshot_save); NULL when snapshots are not supported. */
+	int (*snapshot_save)(void *opaque, const char *dir, struct perr *err);
 };
 
 /* Wraps vm_control.h; opaque is a struct vm *. */

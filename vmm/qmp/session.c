@@ -66,7 +66,7 @@ const struct qmp_command_family qmp_family_control = {
 /* Every command family; a new family (block, device, net, balloon) goes here. */
 static const struct qmp_command_family *const qmp_families[] = {
     &qmp_family_control, &qmp_family_run,     &qmp_family_query,
-    &qmp_family_balloon, &qmp_family_hotplug,
+    &qmp_family_balloon, &qmp_family_hotplug, &qmp_family_migrate,
 };
 
 const struct qmp_command *qmp_command_find(const char *name)

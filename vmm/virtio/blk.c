@@ -438,6 +438,14 @@ static void blk_destroy(struct virtio_dev *vdev)
 	free(b);
 }
 
+/* A chain waiting for the throttle goes back to the ring. */
+static int blk_snapshot_check(struct virtio_dev *vdev, uint16_t *held, struct perr *err)
+{
+	(void)err;
+	held[0] = to_blk(vdev)->have_pending;
+	return 0;
+}
+
 static const struct virtio_dev_ops blk_ops = {
     .name = "virtio-blk",
     .device_id = VIRTIO_ID_BLOCK,
@@ -451,6 +459,7 @@ static const struct virtio_dev_ops blk_ops = {
     .queue_notify = blk_queue_notify,
     .reset = blk_reset,
     .destroy = blk_destroy,
+    .snapshot_check = blk_snapshot_check,
 };
 
 /* Creation. */

@@ -880,6 +880,24 @@ static void net_destroy(struct virtio_dev *vdev)
 	free(n);
 }
 
+static int net_snapshot_check(struct virtio_dev *vdev, uint16_t *held, struct perr *err)
+{
+	struct virtio_net *n = to_net(vdev);
+	if (n->pairs[0]->vhost_fd >= 0)
+		return perr_setx(err, -ENOTSUP, "vhost-net owns the rings (use vhost=off)");
+	if (n->curr_pairs > 1)
+		return perr_setx(err, -ENOTSUP,
+				 "the guest uses %u queue pairs; only one is saved in a snapshot",
+				 n->curr_pairs);
+	/* Held receive buffers go back to the ring; a partial frame in them is
+	 * dropped, as a full tap queue would. */
+	for (unsigned i = 0; i < n->n_pairs; i++) {
+		held[NET_RXQ(i)] = (uint16_t)n->pairs[i]->rx_n;
+		held[NET_TXQ(i)] = n->pairs[i]->tx_have_pending;
+	}
+	return 0;
+}
+
 static const struct virtio_dev_ops net_ops = {
     .name = "virtio-net",
     .device_id = VIRTIO_ID_NET,
@@ -894,6 +912,7 @@ static const struct virtio_dev_ops net_ops = {
     .queue_notify = net_queue_notify,
     .reset = net_reset,
     .destroy = net_destroy,
+    .snapshot_check = net_snapshot_check,
 };
 
 /* Creation. */

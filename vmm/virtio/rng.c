@@ -225,6 +225,14 @@ static void rng_destroy(struct virtio_dev *vdev)
 	free(r);
 }
 
+/* A chain waiting for entropy goes back to the ring. */
+static int rng_snapshot_check(struct virtio_dev *vdev, uint16_t *held, struct perr *err)
+{
+	(void)err;
+	held[0] = to_rng(vdev)->have_pending;
+	return 0;
+}
+
 static const struct virtio_dev_ops rng_ops = {
     .name = "virtio-rng",
     .device_id = VIRTIO_ID_ENTROPY,
@@ -234,6 +242,7 @@ static const struct virtio_dev_ops rng_ops = {
     .queue_notify = rng_queue_notify,
     .reset = rng_reset,
     .destroy = rng_destroy,
+    .snapshot_check = rng_snapshot_check,
 };
 
 int virtio_rng_create(const struct vmm_rng *cfg, struct virtio_dev **out, struct perr *err)

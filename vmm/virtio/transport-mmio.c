@@ -105,6 +105,7 @@ struct virtio_mmio {
 	unsigned num_queues;
 	struct mmio_queue *queues;
 	struct virtqueue *vqs;
+	bool restore_config_changed; /* virtio_mmio_restore found another backend */
 	struct log_ratelimit ratelimit;
 };
 
@@ -248,21 +249,19 @@ static void mmio_queue_disable(struct virtio_mmio *t, struct mmio_queue *q)
 	virtq_reset(&t->vqs[q->index]);
 }
 
-static void mmio_queue_enable(struct virtio_mmio *t, struct mmio_queue *q)
+/* Validates the queue's layout and makes it ready (a guest's QueueReady, or a
+ * restored snapshot's). */
+static int mmio_queue_start(struct virtio_mmio *t, struct mmio_queue *q, struct perr *err)
 {
 	struct virtqueue *vq = &t->vqs[q->index];
-	struct perr err;
 	int ret;
 	if (q->num > UINT16_MAX)
-		ret = perr_setx(&err, -EINVAL, "queue size %u is too large", q->num);
+		ret = perr_setx(err, -EINVAL, "queue size %u is too large", q->num);
 	else
 		ret = virtq_setup(vq, (uint16_t)q->num, t->dev->ops->max_queue_size, q->desc,
-				  q->driver, q->device, t->driver_features, &err);
-	if (ret < 0) {
-		mmio_guest_warn(t, "queue %u not enabled: %s", q->index, err.msg);
-		mmio_needs_reset(t->dev);
-		return;
-	}
+				  q->driver, q->device, t->driver_features, err);
+	if (ret < 0)
+		return ret;
 	/* Notifications then bypass this handler entirely. Without ioeventfd,
 	 * QueueNotify writes still arrive through the MMIO handler. */
 	if (t->host.vm_fd >= 0 && q->notify_fd >= 0) {
@@ -272,6 +271,16 @@ static void mmio_queue_enable(struct virtio_mmio *t, struct mmio_queue *q)
 				 mmio_name(t), q->index, strerror(-ret));
 		else
 			q->ioeventfd = true;
+	}
+	return 0;
+}
+
+static void mmio_queue_enable(struct virtio_mmio *t, struct mmio_queue *q)
+{
+	struct perr err;
+	if (mmio_queue_start(t, q, &err) < 0) {
+		mmio_guest_warn(t, "queue %u not enabled: %s", q->index, err.msg);
+		mmio_needs_reset(t->dev);
 	}
 }
 
@@ -973,4 +982,211 @@ uint32_t virtio_mmio_status(struct virtio_mmio *t)
 	uint32_t status = t->status;
 	pthread_mutex_unlock(&t->lock);
 	return status;
+}
+
+/* Snapshots. */
+
+#define MMIO_SAVED_MAGIC      0x534d4d56u /* "VMMS" */
+#define MMIO_SAVED_CONFIG_MAX 256u
+
+struct mmio_saved {
+	uint32_t magic;
+	uint32_t device_id; /* 0: an empty slot */
+	uint32_t num_queues;
+	uint32_t status;
+	uint64_t offered;
+	uint64_t driver_features;
+	uint32_t device_features_sel, driver_features_sel, queue_sel;
+	uint32_t interrupt_status, config_generation;
+	uint32_t config_len;
+	uint8_t config[MMIO_SAVED_CONFIG_MAX];
+};
+
+struct mmio_saved_queue {
+	uint32_t num;
+	uint32_t ready;
+	uint64_t desc, driver, device;
+	uint16_t last_avail_idx, used_idx, signalled_used;
+	uint8_t signalled_used_valid;
+	uint8_t pad;
+};
+
+static uint32_t mmio_config_len(struct virtio_mmio *t)
+{
+	uint32_t size = t->dev->ops->config_size ? t->dev->ops->config_size(t->dev) : 0;
+	return size < MMIO_SAVED_CONFIG_MAX ? size : MMIO_SAVED_CONFIG_MAX;
+}
+
+static void mmio_config_copy(struct virtio_mmio *t, uint8_t *out, uint32_t len)
+{
+	/* Through the guest's own access sizes, so a device sees nothing new. */
+	for (uint32_t off = 0; off < len; off++)
+		if (t->dev->ops->config_read)
+			t->dev->ops->config_read(t->dev, off, out + off, 1);
+}
+
+int virtio_mmio_save(struct virtio_mmio *t, void **blob, size_t *len, struct perr *err)
+{
+	pthread_mutex_lock(&t->lock);
+	unsigned nq = mmio_present(t) ? t->num_queues : 0;
+	size_t size = sizeof(struct mmio_saved) + nq * sizeof(struct mmio_saved_queue);
+	uint8_t *buf = calloc(1, size);
+	uint16_t *held = calloc(nq ? nq : 1, sizeof(*held));
+	int ret = 0;
+	if (!buf || !held) {
+		ret = perr_setx(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	struct mmio_saved *s = (struct mmio_saved *)buf;
+	s->magic = MMIO_SAVED_MAGIC;
+	if (!mmio_present(t))
+		goto out; /* an empty slot: device_id 0 */
+	if (t->dev->ops->snapshot_check && (ret = t->dev->ops->snapshot_check(t->dev, held, err)) < 0)
+		goto out;
+	s->device_id = t->dev->ops->device_id;
+	s->num_queues = nq;
+	s->status = t->status;
+	s->offered = t->offered;
+	s->driver_features = t->driver_features;
+	s->device_features_sel = t->device_features_sel;
+	s->driver_features_sel = t->driver_features_sel;
+	s->queue_sel = t->queue_sel;
+	s->interrupt_status = __atomic_load_n(&t->interrupt_status, __ATOMIC_SEQ_CST);
+	s->config_generation = __atomic_load_n(&t->config_generation, __ATOMIC_SEQ_CST);
+	s->config_len = mmio_config_len(t);
+	mmio_config_copy(t, s->config, s->config_len);
+	struct mmio_saved_queue *sq = (struct mmio_saved_queue *)(buf + sizeof(*s));
+	for (unsigned i = 0; i < nq; i++) {
+		const struct mmio_queue *q = &t->queues[i];
+		const struct virtqueue *vq = &t->vqs[i];
+		sq[i] = (struct mmio_saved_queue){
+		    .num = q->num,
+		    .ready = vq->ready,
+		    .desc = q->desc,
+		    .driver = q->driver,
+		    .device = q->device,
+		    /* Chains the device took and holds unused go back to the ring. */
+		    .last_avail_idx = (uint16_t)(vq->last_avail_idx - held[i]),
+		    .used_idx = vq->used_idx,
+		    .signalled_used = vq->signalled_used,
+		    .signalled_used_valid = vq->signalled_used_valid,
+		};
+	}
+out:
+	pthread_mutex_unlock(&t->lock);
+	free(held);
+	if (ret < 0) {
+		free(buf);
+		return perr_wrap(err, "%s", mmio_name(t));
+	}
+	*blob = buf;
+	*len = size;
+	return 0;
+}
+
+/* Lock held; t has a device. */
+static int mmio_restore_locked(struct virtio_mmio *t, const struct mmio_saved *s,
+			       const struct mmio_saved_queue *sq, struct perr *err)
+{
+	if (s->device_id != t->dev->ops->device_id || s->num_queues != t->num_queues)
+		return perr_setx(err, -EINVAL,
+				 "the snapshot has device %u with %u queues here, the command line "
+				 "device %u with %u queues",
+				 s->device_id, s->num_queues, t->dev->ops->device_id, t->num_queues);
+	if (s->driver_features & ~t->offered)
+		return perr_setx(err, -EINVAL,
+				 "the guest uses features 0x%llx that this device does not offer "
+				 "(0x%llx)",
+				 (unsigned long long)s->driver_features, (unsigned long long)t->offered);
+	if ((s->status & ~(STATUS_DRIVER_BITS | VIRTIO_STATUS_DEVICE_NEEDS_RESET)) ||
+	    s->config_len > MMIO_SAVED_CONFIG_MAX)
+		return perr_setx(err, -EINVAL, "bad saved status 0x%x", s->status);
+	t->driver_features = s->driver_features;
+	t->device_features_sel = s->device_features_sel;
+	t->driver_features_sel = s->driver_features_sel;
+	t->queue_sel = s->queue_sel;
+	t->status = s->status;
+	if (s->status & VIRTIO_STATUS_FEATURES_OK)
+		t->dev->features = s->driver_features;
+	for (unsigned i = 0; i < t->num_queues; i++) {
+		struct mmio_queue *q = &t->queues[i];
+		q->num = sq[i].num;
+		q->desc = sq[i].desc;
+		q->driver = sq[i].driver;
+		q->device = sq[i].device;
+		if (!sq[i].ready)
+			continue;
+		int ret = mmio_queue_start(t, q, err);
+		if (ret < 0)
+			return perr_wrap(err, "queue %u", i);
+		struct virtqueue *vq = &t->vqs[i];
+		vq->last_avail_idx = sq[i].last_avail_idx;
+		vq->used_idx = sq[i].used_idx;
+		vq->signalled_used = sq[i].signalled_used;
+		vq->signalled_used_valid = sq[i].signalled_used_valid;
+	}
+	__atomic_store_n(&t->interrupt_status, s->interrupt_status, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&t->config_generation, s->config_generation, __ATOMIC_SEQ_CST);
+	if ((s->status & VIRTIO_STATUS_DRIVER_OK) && !(s->status & VIRTIO_STATUS_FAILED) &&
+	    t->dev->ops->activate && t->dev->ops->activate(t->dev) < 0)
+		return perr_setx(err, -EIO, "activating the restored device failed");
+	/* A backend that differs from the snapshot's (another disk's size, another MAC)
+	 * is announced to the driver as a config change (§2.5.1). */
+	uint8_t now[MMIO_SAVED_CONFIG_MAX];
+	uint32_t len = mmio_config_len(t);
+	mmio_config_copy(t, now, len);
+	t->restore_config_changed = len != s->config_len || memcmp(now, s->config, len) != 0;
+	return 0;
+}
+
+int virtio_mmio_restore(struct virtio_mmio *t, const void *blob, size_t len, struct perr *err)
+{
+	struct mmio_saved s;
+	if (len < sizeof(s))
+		return perr_setx(err, -EINVAL, "%s: saved state of %zu bytes is too short",
+				 mmio_name(t), len);
+	memcpy(&s, blob, sizeof(s));
+	if (s.magic != MMIO_SAVED_MAGIC || s.num_queues > VIRTQ_MAX_SIZE ||
+	    len != sizeof(s) + (size_t)s.num_queues * sizeof(struct mmio_saved_queue))
+		return perr_setx(err, -EINVAL, "%s: bad saved state", mmio_name(t));
+	pthread_mutex_lock(&t->lock);
+	int ret = 0;
+	if (!mmio_present(t)) {
+		if (s.device_id)
+			ret = perr_setx(err, -EINVAL,
+					"the snapshot has device %u here; the command line none",
+					s.device_id);
+	} else {
+		struct mmio_saved_queue *sq = NULL;
+		if (s.num_queues) {
+			sq = malloc(s.num_queues * sizeof(*sq));
+			if (!sq)
+				ret = perr_setx(err, -ENOMEM, "out of memory");
+			else
+				memcpy(sq, (const uint8_t *)blob + sizeof(s),
+				       s.num_queues * sizeof(*sq));
+		}
+		if (ret == 0)
+			ret = mmio_restore_locked(t, &s, sq, err);
+		free(sq);
+	}
+	pthread_mutex_unlock(&t->lock);
+	return ret < 0 ? perr_wrap(err, "%s", mmio_name(t)) : 0;
+}
+
+void virtio_mmio_restore_finish(struct virtio_mmio *t)
+{
+	pthread_mutex_lock(&t->lock);
+	bool live = mmio_present(t) && (t->status & VIRTIO_STATUS_DRIVER_OK);
+	bool changed = live && t->restore_config_changed;
+	t->restore_config_changed = false;
+	if (changed)
+		__atomic_fetch_add(&t->config_generation, 1, __ATOMIC_SEQ_CST);
+	pthread_mutex_unlock(&t->lock);
+	if (changed)
+		mmio_signal(t, VIRTIO_ISR_CONFIG);
+	/* Notifications the saved VM had not processed went with its eventfds. */
+	for (unsigned i = 0; live && i < t->num_queues; i++)
+		if (t->vqs[i].ready && t->queues[i].notify_fd >= 0)
+			mmio_notify(t, i);
 }

@@ -77,6 +77,21 @@ bool virtio_mmio_is_empty(struct virtio_mmio *t);
 bool virtio_mmio_unplug_pending(struct virtio_mmio *t);
 uint64_t virtio_mmio_base(const struct virtio_mmio *t);
 
+/*
+ * Snapshots (core/snapshot.h). The VM is paused. virtio_mmio_save: the
+ * transport's state and its queues' indices as a blob; a device that cannot be
+ * saved now says why (ops->snapshot_check). virtio_mmio_restore: into a freshly
+ * attached transport whose device came from the same options, with guest memory
+ * already loaded; checks the blob against the device (kind, queues, features)
+ * and sets the queues up again, validated as a guest's QueueReady is.
+ * virtio_mmio_restore_finish, once the vCPUs and irqchip are restored: a config
+ * change interrupt when the backend differs from the snapshot's (e.g. a disk's
+ * capacity), and a pass over each ready queue.
+ */
+int virtio_mmio_save(struct virtio_mmio *t, void **blob, size_t *len, struct perr *err);
+int virtio_mmio_restore(struct virtio_mmio *t, const void *blob, size_t len, struct perr *err);
+void virtio_mmio_restore_finish(struct virtio_mmio *t);
+
 /* For tests and diagnostics. NULL for an empty slot. */
 struct virtio_dev *virtio_mmio_dev(struct virtio_mmio *t);
 uint32_t virtio_mmio_status(struct virtio_mmio *t);

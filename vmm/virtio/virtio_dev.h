@@ -77,6 +77,12 @@ struct virtio_dev_ops {
 	void (*reset)(struct virtio_dev *dev);
 	/* Frees the device, undoing realize() when it ran. */
 	void (*destroy)(struct virtio_dev *dev);
+	/* Optional, for snapshots (the VM is paused): 0 when the device's state is
+	 * the transport's, with held[q] the chains it took from queue q and holds
+	 * unused (the snapshot returns them to the ring); <0 and why when it cannot
+	 * be saved: -EBUSY (connections open: retry), -ENOTSUP (a kernel backend
+	 * owns the rings). */
+	int (*snapshot_check)(struct virtio_dev *dev, uint16_t *held, struct perr *err);
 };
 
 /* What a device may ask of its transport; see the locking note above. */

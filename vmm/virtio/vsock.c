@@ -1271,6 +1271,20 @@ static void vsock_destroy(struct virtio_dev *vdev)
 	free(vs);
 }
 
+static int vsock_snapshot_check(struct virtio_dev *vdev, uint16_t *held, struct perr *err)
+{
+	struct virtio_vsock *vs = to_vsock(vdev);
+	if (vs->vhost_fd >= 0)
+		return perr_setx(err, -ENOTSUP, "vhost-vsock owns the rings (give uds-path=)");
+	/* A connection's state is on both sides; the guest's half is in its RAM. */
+	if (vs->n_conns || vs->rst_count)
+		return perr_setx(err, -EBUSY,
+				 "%u connection(s) open or closing; snapshots are taken with none",
+				 vs->n_conns);
+	held[VSOCK_RX] = vs->rx_held;
+	return 0;
+}
+
 static const struct virtio_dev_ops vsock_ops = {
     .name = "virtio-vsock",
     .device_id = VIRTIO_ID_VSOCK,
@@ -1285,6 +1299,7 @@ static const struct virtio_dev_ops vsock_ops = {
     .queue_notify = vsock_queue_notify,
     .reset = vsock_reset,
     .destroy = vsock_destroy,
+    .snapshot_check = vsock_snapshot_check,
 };
 
 /* ------------------------------------------------------------------------ */
