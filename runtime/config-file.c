@@ -100,6 +100,12 @@ static int conf_set(struct petrel_conf *c, const char *key, const char *val)
 		snprintf(strs[i].dst, strs[i].size, "%s", val);
 		return 0;
 	}
+	if (!strcmp(key, "vm_templates")) {
+		if (strcmp(val, "on") && strcmp(val, "off"))
+			return -EINVAL;
+		c->vm_templates = !strcmp(val, "on");
+		return 0;
+	}
 	if (!strcmp(key, "memory"))
 		return petrel_parse_size(val, &c->memory);
 	if (!strcmp(key, "memory_overhead"))
@@ -130,6 +136,7 @@ int petrel_conf_load(const char *path, struct petrel_conf *conf, struct perr *er
 	conf->memory_overhead = 128ull << 20;
 	conf->rootfs_margin = 256ull << 20;
 	conf->create_timeout = 120;
+	conf->vm_templates = true;
 	snprintf(conf->bridge, sizeof(conf->bridge), "%s", PETREL_CONF_BRIDGE);
 	snprintf(conf->bridge_address, sizeof(conf->bridge_address), "%s",
 		 PETREL_CONF_BRIDGE_ADDRESS);
@@ -171,7 +178,7 @@ int petrel_conf_load(const char *path, struct petrel_conf *conf, struct perr *er
 			    err, -EINVAL,
 			    "%s:%d: unknown key \"%s\"; known: vmm, kernel, initrd, machine, "
 			    "cpus, memory, memory_overhead, rootfs_margin, create_timeout, "
-			    "kernel_append, bridge, bridge_address",
+			    "kernel_append, bridge, bridge_address, vm_templates",
 			    path, lineno, key);
 		else if (r < 0)
 			rc = perr_setx(err, -EINVAL, "%s:%d: %s: bad value \"%s\"", path, lineno,

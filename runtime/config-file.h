@@ -2,7 +2,7 @@
  * /etc/petrel/petrel.conf (or $PETREL_CONF): the runtime's defaults, one
  * `key = value` per line, `#` comments. Keys: vmm, kernel, initrd, machine,
  * cpus, memory, memory_overhead, rootfs_margin, create_timeout, kernel_append,
- * debug_console, bridge, bridge_address. See docs/runtime.md and, for the
+ * debug_console, bridge, bridge_address, vm_templates. See docs/runtime.md and, for the
  * bridge, docs/network.md.
  */
 #ifndef PETREL_RUNTIME_CONFIG_FILE_H
@@ -28,6 +28,7 @@ struct petrel_conf {
 	uint64_t rootfs_margin;	  /* bytes of free space in a built rootfs image; 256 MiB */
 	unsigned create_timeout;  /* seconds create waits for the agent; 120 */
 	char kernel_append[512];  /* extra kernel command line */
+	bool vm_templates;	  /* restore a booted guest instead of booting; on */
 	/* Bridge mode (no network namespace in config.json, docs/network.md). */
 	char bridge[16];	 /* "petrel0"; "none": such containers get no NIC */
 	char bridge_address[64]; /* the bridge's IPv4 address/prefix; "10.87.0.1/24" */

@@ -30,6 +30,7 @@
 #include "runtime/relay.h"
 #include "runtime/rootfs.h"
 #include "runtime/spec.h"
+#include "runtime/vm-template.h"
 #include "runtime/vmm-launch.h"
 
 #define AGENT_REQUEST_TIMEOUT_MS (60 * 1000)
@@ -340,6 +341,10 @@ static int create_steps(const struct petrel_create_opts *o, struct create_ctx *c
 			       .mem_path = c->hugepages[0] ? c->hugepages : NULL,
 			       .net = c->tap_fd >= 0};
 	memcpy(l.mac, cn.net.veth.mac, sizeof(l.mac));
+	char template_dir[PATH_MAX] = "";
+	if (conf.vm_templates)
+		vm_template_get(&l, conf.create_timeout, template_dir, sizeof(template_dir));
+	l.incoming = template_dir[0] ? template_dir : NULL;
 	if ((rc = vmm_launch_argv(&l, &c->argv, err)) < 0)
 		return rc;
 	if (o->debug) {
@@ -379,8 +384,14 @@ static int create_steps(const struct petrel_create_opts *o, struct create_ctx *c
 		close(c->pty_slave);
 		c->pty_slave = -1;
 	}
-	if ((rc = read_notify(c->notify_r, conf.create_timeout, c->state_dir, err)) < 0)
+	if ((rc = read_notify(c->notify_r, conf.create_timeout, c->state_dir, err)) < 0) {
+		if (l.incoming) {
+			/* The next create makes the template again, or boots. */
+			vm_template_discard(l.incoming);
+			perr_wrap(err, "restoring VM template %s (removed)", l.incoming);
+		}
 		return rc;
+	}
 
 	/* The VMM is the container's pid; its start time tells a reused pid apart. */
 	c->st->pid = c->vmm;

@@ -158,6 +158,42 @@ int qmp_client_query_paused(const char *socket_path, bool *paused, struct perr *
 	return rc;
 }
 
+int qmp_client_snapshot_and_quit(const char *socket_path, const char *dir, struct perr *err)
+{
+	if (strpbrk(dir, "\"\\") || strlen(dir) > 400)
+		return perr_setx(err, -EINVAL, "%s: not a usable snapshot path", dir);
+	char args[512];
+	snprintf(args, sizeof(args), "{\"uri\": \"file:%s\"}", dir);
+	struct qmp_conn c = {.fd = -1};
+	int rc = qmp_open(socket_path, &c, err);
+	if (rc < 0)
+		return rc;
+	yajl_val reply = NULL;
+	for (int attempt = 0;; attempt++) {
+		rc = qmp_execute(&c, "stop", &reply, err);
+		yajl_tree_free(reply);
+		reply = NULL;
+		if (rc < 0)
+			break;
+		rc = qmp_execute_args(&c, "migrate", args, &reply, err);
+		yajl_tree_free(reply);
+		reply = NULL;
+		if (rc == 0 || attempt == 100 || !strstr(err->msg, "connection"))
+			break;
+		rc = qmp_execute(&c, "cont", &reply, err);
+		yajl_tree_free(reply);
+		reply = NULL;
+		if (rc < 0)
+			break;
+		usleep(20 * 1000);
+	}
+	struct perr quit_err = {0};
+	qmp_execute(&c, "quit", &reply, &quit_err);
+	yajl_tree_free(reply);
+	close(c.fd);
+	return rc;
+}
+
 int qmp_client_balloon(const char *socket_path, uint64_t target, struct perr *err)
 {
 	struct qmp_conn c = {.fd = -1};

@@ -16,4 +16,9 @@ int qmp_client_query_paused(const char *socket_path, bool *paused, struct perr *
  * when the VM has none), then balloon to target bytes of guest RAM. */
 int qmp_client_balloon(const char *socket_path, uint64_t target, struct perr *err);
 
+/* A snapshot into dir (vm-template.c): stop, migrate to file:dir, quit. A
+ * device that is busy (the agent's announcement connection still closing) is
+ * given up to 2 s, the VM running meanwhile. */
+int qmp_client_snapshot_and_quit(const char *socket_path, const char *dir, struct perr *err);
+
 #endif

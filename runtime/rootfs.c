@@ -18,6 +18,7 @@
 
 #include "common/cleanup.h"
 #include "runtime/rootfs.h"
+#include "runtime/cache.h"
 
 /* What a walk of the tree collects. nftw has no opaque pointer: the walk's
  * state lives here for its duration. */
@@ -239,52 +240,6 @@ static int write_copies(const char *img, const struct spec_file_copy *copies, si
 #define ROOTFS_CACHE_VERSION 1
 #define ROOTFS_RACY_SECONDS  2
 
-/* $PETREL_ROOTFS_CACHE ("" or "off": none), else /var/cache/petrel/rootfs for
- * root, else $XDG_CACHE_HOME/petrel/rootfs (~/.cache). */
-static bool cache_dir(char *out, size_t size)
-{
-	const char *env = getenv("PETREL_ROOTFS_CACHE");
-	const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
-	int n;
-	if (env) {
-		if (!*env || !strcmp(env, "off"))
-			return false;
-		n = snprintf(out, size, "%s", env);
-	} else if (geteuid() == 0) {
-		n = snprintf(out, size, "/var/cache/petrel/rootfs");
-	} else if (xdg && *xdg) {
-		n = snprintf(out, size, "%s/petrel/rootfs", xdg);
-	} else if (home && *home) {
-		n = snprintf(out, size, "%s/.cache/petrel/rootfs", home);
-	} else {
-		return false;
-	}
-	if (n < 0 || (size_t)n >= size)
-		return false;
-	/* mkdir -p, private: the images hold the containers' files. */
-	for (char *p = out + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = 0;
-		int r = mkdir(out, 0700);
-		*p = '/';
-		if (r < 0 && errno != EEXIST)
-			return false;
-	}
-	return mkdir(out, 0700) == 0 || errno == EEXIST;
-}
-
-/* FNV-1a, 64 bits: names the entry; the stored manifest decides. */
-static uint64_t manifest_hash(const char *s, size_t len)
-{
-	uint64_t h = 0xcbf29ce484222325ull;
-	for (size_t i = 0; i < len; i++) {
-		h ^= (unsigned char)s[i];
-		h *= 0x100000001b3ull;
-	}
-	return h;
-}
-
 /* Copies src's data into dst (both open; dst empty): a reflink when the file
  * system can, else only the data extents, leaving the holes as holes. */
 static int image_clone(int src, int dst)
@@ -332,34 +287,6 @@ static int image_clone(int src, int dst)
 	return 0;
 }
 
-/* Reads a whole small file into a NUL-terminated buffer; NULL on failure. */
-static char *read_file(const char *path, size_t *len)
-{
-	autoclose int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return NULL;
-	struct stat st;
-	if (fstat(fd, &st) < 0 || st.st_size < 0 || st.st_size > (64 << 20))
-		return NULL;
-	char *buf = malloc((size_t)st.st_size + 1);
-	if (!buf)
-		return NULL;
-	size_t got = 0;
-	while (got < (size_t)st.st_size) {
-		ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			free(buf);
-			return NULL;
-		}
-		got += (size_t)n;
-	}
-	buf[got] = 0;
-	*len = got;
-	return buf;
-}
-
 /* The cached image whose manifest equals this one, copied to img: 0, or
  * negative when there is none (img is then absent); *seen tells whether the
  * manifest was there. */
@@ -372,7 +299,7 @@ static int cache_lookup(const char *base, const char *manifest, size_t len, cons
 		return -ENAMETOOLONG;
 	size_t stored_len = 0;
 	/* Freed by hand, not autofree: only needed for the comparison. */
-	char *stored = read_file(path, &stored_len);
+	char *stored = cache_read_file(path, &stored_len);
 	bool same = stored && stored_len == len && memcmp(stored, manifest, len) == 0;
 	free(stored);
 	if (!same)
@@ -498,7 +425,7 @@ int rootfs_build_image(const char *dir, const char *img, uint64_t margin,
 		       const struct spec_file_copy *copies, size_t n_copies, struct perr *err)
 {
 	char cache[PATH_MAX];
-	bool use_cache = cache_dir(cache, sizeof(cache));
+	bool use_cache = cache_dir("PETREL_ROOTFS_CACHE", "rootfs", cache, sizeof(cache));
 	struct rootfs_walk w = {.dir = dir};
 	clock_gettime(CLOCK_REALTIME, &w.racy_after);
 	w.racy_after.tv_sec -= ROOTFS_RACY_SECONDS;
@@ -519,7 +446,7 @@ int rootfs_build_image(const char *dir, const char *img, uint64_t margin,
 	char base[PATH_MAX] = "";
 	if (manifest &&
 	    snprintf(base, sizeof(base), "%s/%016llx", cache,
-		     (unsigned long long)manifest_hash(manifest, w.len)) >= (int)sizeof(base))
+		     (unsigned long long)cache_hash(manifest, w.len)) >= (int)sizeof(base))
 		base[0] = 0;
 
 	bool seen = false;

@@ -110,8 +110,14 @@ int vmm_launch_argv(const struct vmm_launch *l, char ***argv, struct perr *err)
 	argv_add(&b, "file,path=%s/console.log", l->state_dir);
 	argv_add(&b, "-D");
 	argv_add(&b, "%s/vmm.log", l->state_dir);
-	argv_add(&b, "-petrel-container");
-	argv_add(&b, "%s,notify-fd=%d", l->state_dir, VMM_LAUNCH_NOTIFY_FD);
+	if (l->incoming) {
+		argv_add(&b, "-incoming");
+		argv_add(&b, "file:%s", l->incoming);
+	}
+	if (!l->template_build) {
+		argv_add(&b, "-petrel-container");
+		argv_add(&b, "%s,notify-fd=%d", l->state_dir, VMM_LAUNCH_NOTIFY_FD);
+	}
 	if (b.failed) {
 		vmm_argv_free(b.v);
 		return perr_set(err, -ENOMEM, "petrel-vmm command line");

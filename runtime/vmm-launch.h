@@ -28,6 +28,8 @@ struct vmm_launch {
 	const char *mem_path; /* a hugetlbfs mount for the guest's RAM, or NULL */
 	bool net;	      /* a tap at VMM_LAUNCH_TAP_FD, for a virtio-net device with mac */
 	uint8_t mac[6];
+	const char *incoming; /* a VM template (vm-template.h) to restore, or NULL */
+	bool template_build;  /* the VM a template is made from: no container relay */
 };
 
 /* The argv (NULL-terminated, malloc'd; free with vmm_argv_free). */

@@ -1,0 +1,19 @@
+/* What petrel keeps between containers: root images (rootfs.c) and VM
+ * templates (vm-template.c), each in its own private directory. */
+#ifndef PETREL_RUNTIME_CACHE_H
+#define PETREL_RUNTIME_CACHE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* $ENV ("" or "off": no cache), else /var/cache/petrel/SUB for root, else
+ * $XDG_CACHE_HOME/petrel/SUB (~/.cache). Made (0700) when missing; false when
+ * there is none. */
+bool cache_dir(const char *env, const char *sub, char *out, size_t size);
+/* FNV-1a, 64 bits: names an entry; the key stored with it decides. */
+uint64_t cache_hash(const char *s, size_t len);
+/* A whole small file (at most 64 MiB), NUL-terminated; NULL on failure. */
+char *cache_read_file(const char *path, size_t *len);
+
+#endif
