@@ -240,6 +240,27 @@ static int write_copies(const char *img, const struct spec_file_copy *copies, si
 #define ROOTFS_CACHE_VERSION 1
 #define ROOTFS_RACY_SECONDS  2
 
+#define COPY_CHUNK (1u << 20)
+
+/* [*in, end) of src to *out in dst, through a buffer. */
+static int copy_by_hand(int src, int dst, off_t *in, off_t *out, off_t end)
+{
+	autofree uint8_t *buf = malloc(COPY_CHUNK);
+	if (!buf)
+		return -ENOMEM;
+	while (*in < end) {
+		size_t want = (size_t)(end - *in) < COPY_CHUNK ? (size_t)(end - *in) : COPY_CHUNK;
+		ssize_t r = pread(src, buf, want, *in);
+		if (r <= 0)
+			return r < 0 ? -errno : -EIO;
+		if (pwrite(dst, buf, (size_t)r, *out) != r)
+			return -errno;
+		*in += r;
+		*out += r;
+	}
+	return 0;
+}
+
 /* Copies src's data into dst (both open; dst empty): a reflink when the file
  * system can, else only the data extents, leaving the holes as holes. */
 static int image_clone(int src, int dst)
@@ -268,18 +289,11 @@ static int image_clone(int src, int dst)
 				if (n < 0 && errno != EXDEV && errno != EINVAL && errno != ENOSYS &&
 				    errno != EOPNOTSUPP)
 					return -errno;
-				/* No in-kernel copy between these files: read and write. */
-				char buf[65536];
-				size_t want = (size_t)(hole - in) < sizeof(buf)
-						  ? (size_t)(hole - in)
-						  : sizeof(buf);
-				ssize_t r = pread(src, buf, want, in);
-				if (r <= 0)
-					return r < 0 ? -errno : -EIO;
-				if (pwrite(dst, buf, (size_t)r, out) != r)
-					return -errno;
-				in += r;
-				out += r;
+				/* No in-kernel copy between these files (another
+				 * file system): read and write, in few calls. */
+				int rc = copy_by_hand(src, dst, &in, &out, hole);
+				if (rc < 0)
+					return rc;
 			}
 		}
 		pos = hole;

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -276,19 +277,44 @@ int snapshot_memory_save(int dirfd, const uint8_t *ram, size_t size, struct perr
 	return 0;
 }
 
-int snapshot_memory_load(int dirfd, uint8_t *ram, size_t size, struct perr *err)
+/* The memory file, checked against the RAM's size. */
+static int memory_open(int dirfd, size_t size, struct perr *err)
 {
-	autoclose int fd = openat(dirfd, SNAPSHOT_MEMORY_FILE, O_RDONLY | O_CLOEXEC);
+	int fd = openat(dirfd, SNAPSHOT_MEMORY_FILE, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return perr_set(err, -errno, "%s", SNAPSHOT_MEMORY_FILE);
 	struct stat st;
-	if (fstat(fd, &st) < 0)
-		return perr_set(err, -errno, "%s", SNAPSHOT_MEMORY_FILE);
-	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != size)
+	if (fstat(fd, &st) < 0) {
+		int e = -errno;
+		close(fd);
+		return perr_set(err, e, "%s", SNAPSHOT_MEMORY_FILE);
+	}
+	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != size) {
+		close(fd);
 		return perr_setx(err, -EINVAL,
 				 "%s: %lld bytes, but the VM has %zu bytes of RAM (-m must match "
 				 "the snapshot's)",
 				 SNAPSHOT_MEMORY_FILE, (long long)st.st_size, size);
+	}
+	return fd;
+}
+
+int snapshot_memory_map(int dirfd, uint8_t *ram, size_t size, struct perr *err)
+{
+	autoclose int fd = memory_open(dirfd, size, err);
+	if (fd < 0)
+		return fd;
+	if (mmap(ram, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE, fd,
+		 0) == MAP_FAILED)
+		return perr_set(err, -errno, "%s: mmap", SNAPSHOT_MEMORY_FILE);
+	return 0;
+}
+
+int snapshot_memory_load(int dirfd, uint8_t *ram, size_t size, struct perr *err)
+{
+	autoclose int fd = memory_open(dirfd, size, err);
+	if (fd < 0)
+		return fd;
 	off_t off = 0;
 	while ((size_t)off < size) {
 		off_t data = lseek(fd, off, SEEK_DATA);

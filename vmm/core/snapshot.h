@@ -54,5 +54,9 @@ int snapshot_memory_save(int dirfd, const uint8_t *ram, size_t size, struct perr
 /* Fills RAM (zeroed, as a fresh mapping is) from DIR/memory, reading only its data
  * extents. The file must be exactly size bytes. */
 int snapshot_memory_load(int dirfd, uint8_t *ram, size_t size, struct perr *err);
+/* Maps DIR/memory copy-on-write over anonymous RAM (MAP_FIXED, the same
+ * address): only the pages the guest touches are read, and the file's page
+ * cache is shared by every VM restored from it. */
+int snapshot_memory_map(int dirfd, uint8_t *ram, size_t size, struct perr *err);
 
 #endif

@@ -1415,8 +1415,14 @@ static int vm_restore(struct vm *vm, const struct vmm_config *cfg, struct perr *
 	int rc = snapshot_reader_open(&r, dirfd, err);
 	if (rc == 0) {
 		rc = vm_restore_check_machine(vm, &r, err);
-		if (rc == 0)
+		/* Anonymous RAM becomes a private mapping of the file (read as the
+		 * guest touches it); hugetlbfs or shared RAM keeps its backing. */
+		if (rc == 0 && vm->ram_fd < 0)
+			rc = snapshot_memory_map(dirfd, vm->ram, vm->ram_size, err);
+		else if (rc == 0)
 			rc = snapshot_memory_load(dirfd, vm->ram, vm->ram_size, err);
+		if (rc == 0 && !cfg->dump_guest_core)
+			madvise(vm->ram, vm->ram_size, MADV_DONTDUMP);
 		if (rc == 0)
 			rc = vm_restore_sections(vm, &r, err);
 		snapshot_reader_free(&r);
