@@ -365,6 +365,17 @@ int main(int argc, char **argv)
 	 * VM ended without the container reporting one (a guest crash). */
 	if (m->cfg.container_dir[0] && !m->container_failed)
 		status = m->container_status >= 0 ? m->container_status : 255;
+	if (m->cfg.container_dir[0]) {
+		/* The container is over and its output delivered; its status is
+		 * what `petrel run` and conmon wait for. Exiting hands the VM to the
+		 * kernel, which frees it sooner than vm_destroy's ordered teardown
+		 * (each irqfd's removal waits for an RCU grace period). Only the
+		 * terminal's mode and the QMP socket need us; the state directory
+		 * goes with `petrel delete`. */
+		relay_destroy(m->relay);
+		qmp_server_destroy(m->qmp);
+		_exit(status);
+	}
 	vmm_teardown(m, false);
 	free(m);
 	return status;
