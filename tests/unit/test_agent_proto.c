@@ -208,6 +208,30 @@ UNIT_TEST(test_hello_round_trip)
 	agent_msg_free(&out);
 }
 
+UNIT_TEST(test_host_hello_carries_the_clock_and_a_seed)
+{
+	struct agent_msg in, out, other;
+	struct perr err = {0};
+	agent_hello_init_host(&in);
+	UNIT_ASSERT(in.u.hello.time_ns > 1600000000ull * 1000000000ull);
+	UNIT_ASSERT(in.u.hello.has_seed);
+	UNIT_ASSERT_EQ(round_trip(&in, &out, &err), 0);
+	UNIT_ASSERT_EQ(out.u.hello.time_ns, in.u.hello.time_ns);
+	UNIT_ASSERT(out.u.hello.has_seed);
+	UNIT_ASSERT(memcmp(out.u.hello.seed, in.u.hello.seed, AGENT_HELLO_SEED_BYTES) == 0);
+	agent_msg_free(&out);
+	/* Fresh bytes each time: siblings restored from one snapshot diverge. */
+	agent_hello_init_host(&other);
+	UNIT_ASSERT(memcmp(other.u.hello.seed, in.u.hello.seed, AGENT_HELLO_SEED_BYTES) != 0);
+	/* Both are optional: an agent's hello has neither. */
+	in.u.hello.time_ns = 0;
+	in.u.hello.has_seed = false;
+	UNIT_ASSERT_EQ(round_trip(&in, &out, &err), 0);
+	UNIT_ASSERT_EQ(out.u.hello.time_ns, 0u);
+	UNIT_ASSERT(!out.u.hello.has_seed);
+	agent_msg_free(&out);
+}
+
 UNIT_TEST(test_create_round_trip_keeps_every_field)
 {
 	char *args[] = {"sh", "-c", "echo hi"};
@@ -487,6 +511,11 @@ static const struct {
     {"{\"type\":\"exec\",\"process\":{\"args\":\"sh\"}}", "exec: process.args: expected an array"},
     {"{\"type\":\"error\",\"message\":\"a\\u0000b\"}", "\\u0000 in a string"},
     {"{\"type\":\"hello\",\"version\":99999999999999999999}", "is not an integer between 0 and"},
+    {"{\"type\":\"hello\",\"version\":1,\"seed\":\"abc\"}", "seed: expected 64 hex digits"},
+    {"{\"type\":\"hello\",\"version\":1,\"seed\":\"zz00000000000000000000000000000000000000"
+     "000000000000000000000000\"}",
+     "seed: expected 64 hex digits"},
+    {"{\"type\":\"hello\",\"version\":1,\"time_ns\":-5}", "time_ns: -5 is not an integer"},
 };
 
 UNIT_TEST(test_bad_messages_are_refused)

@@ -841,6 +841,12 @@ UNIT_TEST(test_mem_path_and_container_mode)
 	ASSERT_OK(PARSE_K("-mem-path", "/dev/hugepages"));
 	ASSERT_STREQ(cfg.mem_path, "/dev/hugepages");
 	ASSERT_ERR_HAS(PARSE_K("-mem-path", "hugepages"), "is not an absolute path");
+	ASSERT_OK(PARSE_K("-incoming", "file:/var/lib/snap"));
+	ASSERT_STREQ(cfg.incoming, "/var/lib/snap");
+	ASSERT_ERR(PARSE_K("-incoming", "tcp:0:4444"),
+		   "-incoming: 'tcp:0:4444' is not a snapshot URI; allowed: file:DIR (a directory "
+		   "written by QMP migrate)");
+	ASSERT_ERR_HAS(PARSE_K("-incoming", "file:"), "not a snapshot URI");
 	ASSERT_OK(PARSE_K("-petrel-container", "/run/petrel/c1,notify-fd=5"));
 	ASSERT_STREQ(cfg.container_dir, "/run/petrel/c1");
 	UNIT_ASSERT_EQ(cfg.container_notify_fd, 5);

@@ -37,6 +37,7 @@ struct fake_vm {
 	bool fail_pause;
 	const char *name;
 	unsigned ncpus;
+	char snapshot_dir[64]; /* the last migrate's directory */
 	struct eventloop *stop_loop; /* request_shutdown stops it, as the VM does */
 };
 
@@ -125,6 +126,16 @@ static const char *fake_name(void *opaque)
 	return ((struct fake_vm *)opaque)->name;
 }
 
+/* As the VM: only a paused VM is saved. */
+static int fake_snapshot_save(void *opaque, const char *dir, struct perr *err)
+{
+	struct fake_vm *vm = opaque;
+	if (vm->state != VM_STATE_PAUSED)
+		return perr_setx(err, -EBUSY, "the VM must be paused first (QMP stop)");
+	snprintf(vm->snapshot_dir, sizeof(vm->snapshot_dir), "%s", dir);
+	return 0;
+}
+
 static const struct qmp_backend fake_backend = {
     .set_event_hook = fake_set_event_hook,
     .get_state = fake_get_state,
@@ -135,6 +146,7 @@ static const struct qmp_backend fake_backend = {
     .request_reset = fake_request_reset,
     .query_cpus = fake_query_cpus,
     .name = fake_name,
+    .snapshot_save = fake_snapshot_save,
 };
 
 /* ---- JSON helpers ---- */
@@ -539,7 +551,7 @@ UNIT_TEST(test_query_commands_lists_every_command)
 	    "system_powerdown", "system_reset",	  "query-status", "query-cpus-fast",
 	    "query-version",	"query-commands", "query-name",	  "balloon",
 	    "query-balloon",	"blockdev-add",	  "blockdev-del", "netdev_add",
-	    "netdev_del",	"device_add",	  "device_del",
+	    "netdev_del",	"device_add",	  "device_del",	  "migrate",
 	};
 	struct harness h;
 	harness_ready(&h);
@@ -600,6 +612,33 @@ UNIT_TEST(test_unexpected_argument_is_named)
 	/* Empty arguments are fine. */
 	feed(&h, "{\"execute\": \"query-status\", \"arguments\": {}}");
 	UNIT_ASSERT(jget(take(&h), "return"));
+	harness_fini(&h);
+}
+
+UNIT_TEST(test_migrate_takes_a_file_uri_of_a_paused_vm)
+{
+	struct harness h;
+	harness_ready(&h);
+	feed(&h, "{\"execute\": \"migrate\"}");
+	UNIT_ASSERT_STREQ(jstr(take(&h), "error.desc"), "Parameter 'uri' is missing");
+	feed(&h, "{\"execute\": \"migrate\", \"arguments\": {\"uri\": \"tcp:host:4444\"}}");
+	yajl_val m = take(&h);
+	UNIT_ASSERT_STREQ(jstr(m, "error.class"), "GenericError");
+	UNIT_ASSERT(strstr(jstr(m, "error.desc"), "file:DIR") != NULL);
+	UNIT_ASSERT(strstr(jstr(m, "error.desc"), "tcp:host:4444") != NULL);
+	feed(&h, "{\"execute\": \"migrate\", \"arguments\": {\"uri\": \"file:\"}}");
+	UNIT_ASSERT(jget(take(&h), "error"));
+	/* Running: refused, nothing written. */
+	feed(&h, "{\"execute\": \"migrate\", \"arguments\": {\"uri\": \"file:/tmp/s\"}}");
+	m = take(&h);
+	UNIT_ASSERT(strstr(jstr(m, "error.desc"), "paused") != NULL);
+	UNIT_ASSERT_STREQ(h.vm.snapshot_dir, "");
+	feed(&h, "{\"execute\": \"stop\"}");
+	UNIT_ASSERT(jget(take(&h), "return"));
+	feed(&h, "{\"execute\": \"migrate\", \"arguments\": {\"uri\": \"file:/tmp/s\", "
+		 "\"detach\": true}}");
+	UNIT_ASSERT(jget(take(&h), "return"));
+	UNIT_ASSERT_STREQ(h.vm.snapshot_dir, "/tmp/s");
 	harness_fini(&h);
 }
 
