@@ -342,7 +342,10 @@ static int create_steps(const struct petrel_create_opts *o, struct create_ctx *c
 			       .net = c->tap_fd >= 0};
 	memcpy(l.mac, cn.net.veth.mac, sizeof(l.mac));
 	char template_dir[PATH_MAX] = "";
-	if (conf.vm_templates)
+	/* A NIC on a veth of the caller's network (podman's) has that veth's MAC,
+	 * which the guest learns at boot: one template per container would be
+	 * made and used once. Those containers boot their guest. */
+	if (conf.vm_templates && !cn.for_agent)
 		vm_template_get(&l, conf.create_timeout, template_dir, sizeof(template_dir));
 	l.incoming = template_dir[0] ? template_dir : NULL;
 	if ((rc = vmm_launch_argv(&l, &c->argv, err)) < 0)
