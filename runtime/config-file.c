@@ -101,9 +101,9 @@ static int conf_set(struct petrel_conf *c, const char *key, const char *val)
 		return 0;
 	}
 	if (!strcmp(key, "vm_templates")) {
-		if (strcmp(val, "on") && strcmp(val, "off"))
+		if (strcmp(val, "on") != 0 && strcmp(val, "off") != 0)
 			return -EINVAL;
-		c->vm_templates = !strcmp(val, "on");
+		c->vm_templates = strcmp(val, "on") == 0;
 		return 0;
 	}
 	if (!strcmp(key, "memory"))

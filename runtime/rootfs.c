@@ -17,8 +17,8 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
-#include "runtime/rootfs.h"
 #include "runtime/cache.h"
+#include "runtime/rootfs.h"
 
 /* What a walk of the tree collects. nftw has no opaque pointer: the walk's
  * state lives here for its duration. */
@@ -245,20 +245,24 @@ static int write_copies(const char *img, const struct spec_file_copy *copies, si
 /* [*in, end) of src to *out in dst, through a buffer. */
 static int copy_by_hand(int src, int dst, off_t *in, off_t *out, off_t end)
 {
-	autofree uint8_t *buf = malloc(COPY_CHUNK);
+	uint8_t *buf = malloc(COPY_CHUNK);
 	if (!buf)
 		return -ENOMEM;
-	while (*in < end) {
+	int rc = 0;
+	while (rc == 0 && *in < end) {
 		size_t want = (size_t)(end - *in) < COPY_CHUNK ? (size_t)(end - *in) : COPY_CHUNK;
 		ssize_t r = pread(src, buf, want, *in);
-		if (r <= 0)
-			return r < 0 ? -errno : -EIO;
-		if (pwrite(dst, buf, (size_t)r, *out) != r)
-			return -errno;
-		*in += r;
-		*out += r;
+		if (r <= 0) {
+			rc = r < 0 ? -errno : -EIO;
+		} else if (pwrite(dst, buf, (size_t)r, *out) != r) {
+			rc = -errno;
+		} else {
+			*in += r;
+			*out += r;
+		}
 	}
-	return 0;
+	free(buf);
+	return rc;
 }
 
 /* Copies src's data into dst (both open; dst empty): a reflink when the file

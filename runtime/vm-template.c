@@ -191,8 +191,9 @@ static int await_agent(int listen_fd, pid_t vmm, unsigned timeout_s, struct perr
 	for (;;) {
 		int status;
 		if (waitpid(vmm, &status, WNOHANG) == vmm)
-			return perr_setx(err, -ECHILD, "petrel-vmm exited (status 0x%x) before the "
-						       "agent was up",
+			return perr_setx(err, -ECHILD,
+					 "petrel-vmm exited (status 0x%x) before the "
+					 "agent was up",
 					 status);
 		if (now_ms() > deadline)
 			return perr_setx(err, -ETIMEDOUT, "the guest's agent was not up after %u s",
@@ -221,7 +222,7 @@ static int agent_touch(const char *dir, struct perr *err)
 	if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0)
 		return perr_set(err, -errno, "%s", addr.sun_path);
 	char line[64];
-	n = snprintf(line, sizeof(line), "CONNECT %u\n", AGENT_VSOCK_PORT);
+	n = snprintf(line, sizeof(line), "CONNECT %u\n", (unsigned)AGENT_VSOCK_PORT);
 	if (write(fd, line, (size_t)n) != n)
 		return perr_set(err, -errno, "%s: write", addr.sun_path);
 	struct pollfd p = {.fd = fd, .events = POLLIN};
@@ -258,7 +259,7 @@ static int template_build(const struct vmm_launch *l, const char *build, const c
 	autoclose int tap = -1;
 	autoclose int netns = -1;
 	int rc;
-	if (t.net && (rc = netsetup_netns_new_with_tap(NETSETUP_CONTAINER_TAP, &tap, &netns, err)) < 0)
+	if (t.net && netsetup_netns_new_with_tap(NETSETUP_CONTAINER_TAP, &tap, &netns, err) < 0)
 		return perr_wrap(err, "a tap for the template VM");
 	char **argv = NULL;
 	if ((rc = vmm_launch_argv(&t, &argv, err)) < 0)
@@ -309,7 +310,8 @@ static void template_evict(const char *cache)
 		unsigned count = 0;
 		struct dirent *de;
 		while ((de = readdir(d))) {
-			if (strlen(de->d_name) != 16 || strspn(de->d_name, "0123456789abcdef") != 16)
+			if (strlen(de->d_name) != 16 ||
+			    strspn(de->d_name, "0123456789abcdef") != 16)
 				continue;
 			char key[NAME_MAX + 8];
 			snprintf(key, sizeof(key), "%s/%s", de->d_name, TEMPLATE_KEY_FILE);

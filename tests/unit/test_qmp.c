@@ -37,7 +37,7 @@ struct fake_vm {
 	bool fail_pause;
 	const char *name;
 	unsigned ncpus;
-	char snapshot_dir[64]; /* the last migrate's directory */
+	char snapshot_dir[64];	     /* the last migrate's directory */
 	struct eventloop *stop_loop; /* request_shutdown stops it, as the VM does */
 };
 

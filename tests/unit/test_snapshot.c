@@ -55,7 +55,7 @@ static size_t state_size(struct snapdir *d)
 
 UNIT_TEST(test_snapshot_sections_are_found_by_name)
 {
-	struct snapdir d;
+	struct snapdir d = {.fd = -1};
 	snapdir_open(&d);
 	write_three_sections(&d);
 	struct snapshot_reader r;
@@ -77,13 +77,13 @@ UNIT_TEST(test_snapshot_sections_are_found_by_name)
 
 UNIT_TEST(test_snapshot_state_truncated_or_corrupted_is_refused)
 {
-	struct snapdir d;
+	struct snapdir d = {.fd = -1};
 	snapdir_open(&d);
 	write_three_sections(&d);
 	size_t size = state_size(&d);
 	UNIT_ASSERT(size > 0);
-	uint8_t *good = malloc(size);
-	UNIT_ASSERT(good != NULL);
+	static uint8_t good[4096];
+	UNIT_ASSERT(size <= sizeof(good));
 	int fd = openat(d.fd, SNAPSHOT_STATE_FILE, O_RDWR | O_CLOEXEC);
 	UNIT_ASSERT(fd >= 0);
 	UNIT_ASSERT_EQ(pread(fd, good, size, 0), (ssize_t)size);
@@ -115,13 +115,12 @@ UNIT_TEST(test_snapshot_state_truncated_or_corrupted_is_refused)
 	UNIT_ASSERT(snapshot_reader_open(&r, d.fd, &err) < 0);
 	UNIT_ASSERT(strstr(err.msg, "length") != NULL);
 	close(fd);
-	free(good);
 	snapdir_close(&d);
 }
 
 UNIT_TEST(test_snapshot_duplicate_or_long_names_are_refused)
 {
-	struct snapdir d;
+	struct snapdir d = {.fd = -1};
 	snapdir_open(&d);
 	struct snapshot_writer w = {0};
 	snapshot_writer_add(&w, "cpu0", "a", 1);
@@ -141,8 +140,8 @@ UNIT_TEST(test_snapshot_duplicate_or_long_names_are_refused)
 
 static uint8_t *ram_with_data(void)
 {
-	uint8_t *ram = mmap(NULL, RAM_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
-			    0);
+	uint8_t *ram =
+	    mmap(NULL, RAM_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (ram == MAP_FAILED)
 		return NULL;
 	memcpy(ram + 4096, "kernel", 6);
@@ -153,7 +152,7 @@ static uint8_t *ram_with_data(void)
 
 UNIT_TEST(test_snapshot_memory_is_sparse_and_comes_back_read_or_mapped)
 {
-	struct snapdir d;
+	struct snapdir d = {.fd = -1};
 	snapdir_open(&d);
 	uint8_t *ram = ram_with_data();
 	UNIT_ASSERT(ram != NULL);
@@ -165,14 +164,14 @@ UNIT_TEST(test_snapshot_memory_is_sparse_and_comes_back_read_or_mapped)
 	/* Four 64 KiB blocks hold data (the tmpfs or disk may round up a little). */
 	UNIT_ASSERT((size_t)st.st_blocks * 512 <= 6 * 65536u);
 
-	uint8_t *copy = mmap(NULL, RAM_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
-			     0);
+	uint8_t *copy =
+	    mmap(NULL, RAM_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	UNIT_ASSERT(copy != MAP_FAILED);
 	UNIT_ASSERT_EQ(snapshot_memory_load(d.fd, copy, RAM_SIZE, &err), 0);
 	UNIT_ASSERT(memcmp(copy, ram, RAM_SIZE) == 0);
 
-	uint8_t *mapped = mmap(NULL, RAM_SIZE, PROT_READ | PROT_WRITE,
-			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uint8_t *mapped =
+	    mmap(NULL, RAM_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	UNIT_ASSERT(mapped != MAP_FAILED);
 	UNIT_ASSERT_EQ(snapshot_memory_map(d.fd, mapped, RAM_SIZE, &err), 0);
 	UNIT_ASSERT(memcmp(mapped, ram, RAM_SIZE) == 0);

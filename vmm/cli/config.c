@@ -692,10 +692,11 @@ static int handle_incoming(struct cli_parse *p, const struct cli_option *o, cons
 {
 	static const char scheme[] = "file:";
 	if (strncmp(arg, scheme, sizeof(scheme) - 1) != 0 || !arg[sizeof(scheme) - 1])
-		return perr_setx(p->err, -EINVAL,
-				 "%s: '%.200s' is not a snapshot URI; allowed: file:DIR (a directory "
-				 "written by QMP migrate)",
-				 opt, arg);
+		return perr_setx(
+		    p->err, -EINVAL,
+		    "%s: '%.200s' is not a snapshot URI; allowed: file:DIR (a directory "
+		    "written by QMP migrate)",
+		    opt, arg);
 	return handle_path(p, o, opt, arg + sizeof(scheme) - 1);
 }
 

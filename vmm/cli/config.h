@@ -198,7 +198,7 @@ struct vmm_config {
 	char pidfile[PATH_MAX];
 	bool daemonize;
 	bool disable_seccomp;
-	bool start_paused; /* -S */
+	bool start_paused;	 /* -S */
 	char incoming[PATH_MAX]; /* -incoming file:DIR: the snapshot directory; "" when absent */
 
 	/* -petrel-container DIR[,notify-fd=N]: the runtime's container mode

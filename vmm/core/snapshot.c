@@ -67,8 +67,7 @@ void snapshot_writer_add(struct snapshot_writer *w, const char *name, const void
 	}
 	memcpy(s.name, name, strlen(name));
 	size_t padded = snapshot_padded(len);
-	if (len > SNAPSHOT_STATE_MAX ||
-	    (w->error = snapshot_reserve(w, sizeof(s) + padded)) < 0) {
+	if (len > SNAPSHOT_STATE_MAX || (w->error = snapshot_reserve(w, sizeof(s) + padded)) < 0) {
 		if (!w->error)
 			w->error = -E2BIG;
 		return;
@@ -111,8 +110,8 @@ int snapshot_writer_finish(struct snapshot_writer *w, int dirfd, struct perr *er
 		snapshot_writer_free(w);
 		return perr_set(err, rc, "snapshot state");
 	}
-	struct snapshot_header h = {.version = SNAPSHOT_VERSION, .count = w->count,
-				    .total_len = w->len};
+	struct snapshot_header h = {
+	    .version = SNAPSHOT_VERSION, .count = w->count, .total_len = w->len};
 	memcpy(h.magic, SNAPSHOT_MAGIC, sizeof(h.magic));
 	memcpy(w->buf, &h, sizeof(h));
 	autoclose int fd = openat(dirfd, SNAPSHOT_STATE_FILE,
@@ -207,8 +206,8 @@ int snapshot_reader_open(struct snapshot_reader *r, int dirfd, struct perr *err)
 			const char *other;
 			const uint8_t *p;
 			size_t l;
-			snapshot_next(r, &scan, &other, &p, &l);
-			if (strcmp(other, name) == 0) {
+			if (snapshot_next(r, &scan, &other, &p, &l) < 0 ||
+			    strcmp(other, name) == 0) {
 				bad = "a section appears twice";
 				break;
 			}

@@ -31,8 +31,7 @@ struct snapshot_writer {
 };
 
 /* Appends a section; a failure is kept for snapshot_writer_finish. */
-void snapshot_writer_add(struct snapshot_writer *w, const char *name, const void *data,
-			 size_t len);
+void snapshot_writer_add(struct snapshot_writer *w, const char *name, const void *data, size_t len);
 /* Writes DIR/state (dirfd) and frees the buffer. */
 int snapshot_writer_finish(struct snapshot_writer *w, int dirfd, struct perr *err);
 void snapshot_writer_free(struct snapshot_writer *w);

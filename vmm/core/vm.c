@@ -109,9 +109,9 @@ struct vm {
 
 	/* vCPUs */
 	struct vcpus *vcpus;
-	bool vcpus_started;
 	uint32_t *msrs; /* the MSRs a snapshot carries (KVM_GET_MSR_INDEX_LIST) */
 	size_t n_msrs;
+	bool vcpus_started;
 
 	/* Control (main loop thread), except pending_reason (any thread). */
 	enum vm_run_state state;
@@ -1350,21 +1350,21 @@ static int vm_find_blob(const struct snapshot_reader *r, const char *name, const
 static int vm_restore_check_machine(struct vm *vm, const struct snapshot_reader *r,
 				    struct perr *err)
 {
-	struct vm_saved_machine m;
+	struct vm_saved_machine m = {0};
 	int rc = vm_find_sized(r, "machine", &m, sizeof(m), err);
 	if (rc < 0)
 		return rc;
 	unsigned cpus = vcpus_count(vm->vcpus);
 	if (m.magic != VM_SAVED_MAGIC || m.cpus != cpus || m.mem_bytes != vm->ram_size ||
 	    m.n_virtio != vm->n_virtio || m.has_serial != (vm->serial != NULL))
-		return perr_setx(err, -EINVAL,
-				 "the snapshot is of another machine: %u vCPUs, %llu MiB, %u virtio "
-				 "devices, serial %s; this command line: %u vCPUs, %llu MiB, %u "
-				 "virtio devices, serial %s",
-				 m.cpus, (unsigned long long)(m.mem_bytes >> 20), m.n_virtio,
-				 m.has_serial ? "on" : "off", cpus,
-				 (unsigned long long)(vm->ram_size >> 20), vm->n_virtio,
-				 vm->serial ? "on" : "off");
+		return perr_setx(
+		    err, -EINVAL,
+		    "the snapshot is of another machine: %u vCPUs, %llu MiB, %u virtio "
+		    "devices, serial %s; this command line: %u vCPUs, %llu MiB, %u "
+		    "virtio devices, serial %s",
+		    m.cpus, (unsigned long long)(m.mem_bytes >> 20), m.n_virtio,
+		    m.has_serial ? "on" : "off", cpus, (unsigned long long)(vm->ram_size >> 20),
+		    vm->n_virtio, vm->serial ? "on" : "off");
 	return 0;
 }
 
@@ -1377,8 +1377,8 @@ static int vm_restore_sections(struct vm *vm, const struct snapshot_reader *r, s
 	char name[SNAPSHOT_SECTION_NAME_MAX];
 	for (unsigned i = 0; i < cpus; i++) {
 		vm_section_name(name, sizeof(name), "cpu", i);
-		if ((rc = vm_find_blob(r, name, &blob, &len, err)) < 0 ||
-		    (rc = x86_vcpu_state_restore(vcpus_fd(vm->vcpus, i), blob, len, err)) < 0)
+		if (vm_find_blob(r, name, &blob, &len, err) < 0 ||
+		    x86_vcpu_state_restore(vcpus_fd(vm->vcpus, i), blob, len, err) < 0)
 			return perr_wrap(err, "vCPU %u", i);
 	}
 	if ((rc = vm_find_blob(r, "vm", &blob, &len, err)) < 0 ||
@@ -1396,8 +1396,8 @@ static int vm_restore_sections(struct vm *vm, const struct snapshot_reader *r, s
 	i8042_restore(vm->i8042, &k);
 	for (unsigned i = 0; i < vm->n_virtio; i++) {
 		vm_section_name(name, sizeof(name), "virtio", i);
-		if ((rc = vm_find_blob(r, name, &blob, &len, err)) < 0 ||
-		    (rc = virtio_mmio_restore(vm->virtio[i], blob, len, err)) < 0)
+		if (vm_find_blob(r, name, &blob, &len, err) < 0 ||
+		    virtio_mmio_restore(vm->virtio[i], blob, len, err) < 0)
 			return perr_wrap(err, "virtio-mmio slot %u", i);
 	}
 	for (unsigned i = 0; i < vm->n_virtio; i++)

@@ -1041,7 +1041,8 @@ int virtio_mmio_save(struct virtio_mmio *t, void **blob, size_t *len, struct per
 	s->magic = MMIO_SAVED_MAGIC;
 	if (!mmio_present(t))
 		goto out; /* an empty slot: device_id 0 */
-	if (t->dev->ops->snapshot_check && (ret = t->dev->ops->snapshot_check(t->dev, held, err)) < 0)
+	if (t->dev->ops->snapshot_check &&
+	    (ret = t->dev->ops->snapshot_check(t->dev, held, err)) < 0)
 		goto out;
 	s->device_id = t->dev->ops->device_id;
 	s->num_queues = nq;
@@ -1088,16 +1089,20 @@ out:
 static int mmio_restore_locked(struct virtio_mmio *t, const struct mmio_saved *s,
 			       const struct mmio_saved_queue *sq, struct perr *err)
 {
+	if (!sq || !t->queues || !t->vqs)
+		return perr_setx(err, -EINVAL, "no queues to restore");
 	if (s->device_id != t->dev->ops->device_id || s->num_queues != t->num_queues)
 		return perr_setx(err, -EINVAL,
 				 "the snapshot has device %u with %u queues here, the command line "
 				 "device %u with %u queues",
-				 s->device_id, s->num_queues, t->dev->ops->device_id, t->num_queues);
+				 s->device_id, s->num_queues, t->dev->ops->device_id,
+				 t->num_queues);
 	if (s->driver_features & ~t->offered)
 		return perr_setx(err, -EINVAL,
 				 "the guest uses features 0x%llx that this device does not offer "
 				 "(0x%llx)",
-				 (unsigned long long)s->driver_features, (unsigned long long)t->offered);
+				 (unsigned long long)s->driver_features,
+				 (unsigned long long)t->offered);
 	if ((s->status & ~(STATUS_DRIVER_BITS | VIRTIO_STATUS_DEVICE_NEEDS_RESET)) ||
 	    s->config_len > MMIO_SAVED_CONFIG_MAX)
 		return perr_setx(err, -EINVAL, "bad saved status 0x%x", s->status);
@@ -1157,15 +1162,12 @@ int virtio_mmio_restore(struct virtio_mmio *t, const void *blob, size_t len, str
 					"the snapshot has device %u here; the command line none",
 					s.device_id);
 	} else {
-		struct mmio_saved_queue *sq = NULL;
-		if (s.num_queues) {
-			sq = malloc(s.num_queues * sizeof(*sq));
-			if (!sq)
-				ret = perr_setx(err, -ENOMEM, "out of memory");
-			else
-				memcpy(sq, (const uint8_t *)blob + sizeof(s),
-				       s.num_queues * sizeof(*sq));
-		}
+		/* At least one entry, so that sq is never NULL. */
+		struct mmio_saved_queue *sq = calloc(s.num_queues ? s.num_queues : 1, sizeof(*sq));
+		if (!sq)
+			ret = perr_setx(err, -ENOMEM, "out of memory");
+		else
+			memcpy(sq, (const uint8_t *)blob + sizeof(s), s.num_queues * sizeof(*sq));
 		if (ret == 0)
 			ret = mmio_restore_locked(t, &s, sq, err);
 		free(sq);
