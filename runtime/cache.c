@@ -1,8 +1,10 @@
 /* The runtime's caches (cache.h). */
 #include "runtime/cache.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,4 +81,38 @@ char *cache_read_file(const char *path, size_t *len)
 	buf[got] = 0;
 	*len = got;
 	return buf;
+}
+
+void cache_evict_lru(const char *dir, unsigned keep,
+		     bool (*stamp)(const char *name, char *out, size_t size),
+		     void (*drop)(const char *dir, const char *name))
+{
+	for (;;) {
+		DIR *d = opendir(dir);
+		if (!d)
+			return;
+		char oldest[NAME_MAX + 1] = "";
+		struct timespec oldest_t = {0, 0};
+		unsigned count = 0;
+		struct dirent *de;
+		while ((de = readdir(d))) {
+			char path[NAME_MAX + 32];
+			struct stat st;
+			if (!stamp(de->d_name, path, sizeof(path)) ||
+			    fstatat(dirfd(d), path, &st, 0) < 0)
+				continue;
+			count++;
+			bool older = st.st_mtim.tv_sec < oldest_t.tv_sec ||
+				     (st.st_mtim.tv_sec == oldest_t.tv_sec &&
+				      st.st_mtim.tv_nsec < oldest_t.tv_nsec);
+			if (!oldest[0] || older) {
+				snprintf(oldest, sizeof(oldest), "%s", de->d_name);
+				oldest_t = st.st_mtim;
+			}
+		}
+		closedir(d);
+		if (count <= keep || !oldest[0])
+			return;
+		drop(dir, oldest);
+	}
 }

@@ -16,4 +16,11 @@ uint64_t cache_hash(const char *s, size_t len);
 /* A whole small file (at most 64 MiB), NUL-terminated; NULL on failure. */
 char *cache_read_file(const char *path, size_t *len);
 
+/* Keeps the `keep` most recently used entries of dir. stamp maps a name in
+ * dir to the path (relative to dir) whose mtime says when the entry was last
+ * used, or returns false for a name that is no entry; drop removes one. */
+void cache_evict_lru(const char *dir, unsigned keep,
+		     bool (*stamp)(const char *name, char *out, size_t size),
+		     void (*drop)(const char *dir, const char *name));
+
 #endif

@@ -1,5 +1,4 @@
 /* The root disk image (rootfs.h). */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -340,41 +339,24 @@ static int cache_lookup(const char *base, const char *manifest, size_t len, cons
 	return 0;
 }
 
-/* Drops the least recently used entries beyond ROOTFS_CACHE_ENTRIES. */
-static void cache_evict(const char *dir)
+/* An entry: BASE.manifest, used when touched (cache_lookup), with BASE.img. */
+static bool rootfs_entry_stamp(const char *name, char *out, size_t size)
 {
-	for (;;) {
-		DIR *d = opendir(dir);
-		if (!d)
-			return;
-		char oldest[NAME_MAX + 1] = "";
-		struct timespec oldest_t = {0, 0};
-		unsigned count = 0;
-		struct dirent *de;
-		while ((de = readdir(d))) {
-			size_t n = strlen(de->d_name);
-			if (n < 9 || strcmp(de->d_name + n - 9, ".manifest") != 0)
-				continue;
-			struct stat st;
-			if (fstatat(dirfd(d), de->d_name, &st, 0) < 0)
-				continue;
-			count++;
-			if (!oldest[0] || !ts_after(&st.st_mtim, &oldest_t)) {
-				snprintf(oldest, sizeof(oldest), "%s", de->d_name);
-				oldest_t = st.st_mtim;
-			}
-		}
-		if (count <= ROOTFS_CACHE_ENTRIES || !oldest[0]) {
-			closedir(d);
-			return;
-		}
-		/* The manifest first: an image without one is never used. */
-		unlinkat(dirfd(d), oldest, 0);
-		snprintf(oldest + strlen(oldest) - 9, sizeof(oldest) - (strlen(oldest) - 9),
-			 ".img");
-		unlinkat(dirfd(d), oldest, 0);
-		closedir(d);
-	}
+	size_t n = strlen(name);
+	if (n < 9 || strcmp(name + n - 9, ".manifest") != 0)
+		return false;
+	return snprintf(out, size, "%s", name) < (int)size;
+}
+
+static void rootfs_entry_drop(const char *dir, const char *name)
+{
+	char path[PATH_MAX];
+	/* The manifest first: an image without one is never used. */
+	if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path))
+		return;
+	unlink(path);
+	snprintf(path + strlen(path) - 9, 5, ".img");
+	unlink(path);
 }
 
 /* Keeps a copy of the freshly built img under base when the tree was seen
@@ -415,7 +397,7 @@ static void cache_store(const char *dir, const char *base, const char *manifest,
 		unlink(tmp);
 		return;
 	}
-	cache_evict(dir);
+	cache_evict_lru(dir, ROOTFS_CACHE_ENTRIES, rootfs_entry_stamp, rootfs_entry_drop);
 }
 
 static int mke2fs_image(const char *dir, const char *img, uint64_t size, uint64_t inodes,

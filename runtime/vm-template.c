@@ -1,7 +1,6 @@
 /* VM templates (vm-template.h). */
 #include "runtime/vm-template.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -298,39 +297,19 @@ static int template_build(const struct vmm_launch *l, const char *build, const c
 	return 0;
 }
 
-/* Drops the least recently used templates beyond VM_TEMPLATE_ENTRIES. */
-static void template_evict(const char *cache)
+/* An entry: a directory named by 16 hex digits, used when its key is touched. */
+static bool template_entry_stamp(const char *name, char *out, size_t size)
 {
-	for (;;) {
-		DIR *d = opendir(cache);
-		if (!d)
-			return;
-		char oldest[NAME_MAX + 1] = "";
-		time_t oldest_t = 0;
-		unsigned count = 0;
-		struct dirent *de;
-		while ((de = readdir(d))) {
-			if (strlen(de->d_name) != 16 ||
-			    strspn(de->d_name, "0123456789abcdef") != 16)
-				continue;
-			char key[NAME_MAX + 8];
-			snprintf(key, sizeof(key), "%s/%s", de->d_name, TEMPLATE_KEY_FILE);
-			struct stat st;
-			if (fstatat(dirfd(d), key, &st, 0) < 0)
-				continue;
-			count++;
-			if (!oldest[0] || st.st_mtime < oldest_t) {
-				snprintf(oldest, sizeof(oldest), "%s", de->d_name);
-				oldest_t = st.st_mtime;
-			}
-		}
-		closedir(d);
-		if (count <= VM_TEMPLATE_ENTRIES || !oldest[0])
-			return;
-		char path[PATH_MAX];
-		snprintf(path, sizeof(path), "%s/%s", cache, oldest);
+	if (strlen(name) != 16 || strspn(name, "0123456789abcdef") != 16)
+		return false;
+	return snprintf(out, size, "%s/%s", name, TEMPLATE_KEY_FILE) < (int)size;
+}
+
+static void template_entry_drop(const char *dir, const char *name)
+{
+	char path[PATH_MAX];
+	if (snprintf(path, sizeof(path), "%s/%s", dir, name) < (int)sizeof(path))
 		vm_template_discard(path);
-	}
 }
 
 void vm_template_discard(const char *dir)
@@ -376,7 +355,8 @@ void vm_template_get(const struct vmm_launch *l, unsigned timeout_s, char *out, 
 			rc = template_build(l, build, base, &k, timeout_s, &err);
 		if (rc == 0) {
 			snprintf(out, size, "%s", base);
-			template_evict(cache);
+			cache_evict_lru(cache, VM_TEMPLATE_ENTRIES, template_entry_stamp,
+					template_entry_drop);
 		} else {
 			log_warn("VM template: %s; the guest boots instead", err.msg);
 			char reason[PERR_MSG_MAX + 2];

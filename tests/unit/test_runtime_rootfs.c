@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "runtime/cache.h"
 #include "runtime/rootfs.h"
 #include "tests/unit/unit.h"
 
@@ -150,4 +151,52 @@ UNIT_TEST(test_rootfs_cache_off_builds_every_time)
 	unsetenv("PETREL_ROOTFS_CACHE");
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", top);
 	UNIT_ASSERT_EQ(system(cmd), 0);
+}
+
+static bool evict_stamp(const char *name, char *out, size_t size)
+{
+	if (strncmp(name, "entry", 5) != 0)
+		return false;
+	snprintf(out, size, "%s", name);
+	return true;
+}
+
+static void evict_drop(const char *dir, const char *name)
+{
+	char path[256];
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	unlink(path);
+}
+
+/* The runtime's caches (root images, VM templates) keep the most recently used. */
+UNIT_TEST(test_cache_evict_lru_drops_the_least_recently_used)
+{
+	char dir[] = "/tmp/petrel-evict-XXXXXX";
+	UNIT_ASSERT(mkdtemp(dir) != NULL);
+	char path[256];
+	for (int i = 0; i < 5; i++) {
+		snprintf(path, sizeof(path), "%s/entry%d", dir, i);
+		int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+		UNIT_ASSERT(fd >= 0);
+		close(fd);
+		/* entry3 was used last, then entry4, entry2, entry1, entry0. */
+		struct timespec t[2] = {{1000 + (i == 3 ? 100 : i), 0},
+					{1000 + (i == 3 ? 100 : i), 0}};
+		UNIT_ASSERT_EQ(utimensat(AT_FDCWD, path, t, 0), 0);
+	}
+	snprintf(path, sizeof(path), "%s/other", dir);
+	close(open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
+	cache_evict_lru(dir, 3, evict_stamp, evict_drop);
+	const char *gone[] = {"entry0", "entry1"},
+		   *kept[] = {"entry2", "entry3", "entry4", "other"};
+	for (size_t i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, gone[i]);
+		UNIT_ASSERT(access(path, F_OK) != 0);
+	}
+	for (size_t i = 0; i < 4; i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, kept[i]);
+		UNIT_ASSERT_EQ(access(path, F_OK), 0);
+		unlink(path);
+	}
+	rmdir(dir);
 }

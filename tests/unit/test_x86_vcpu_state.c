@@ -120,6 +120,22 @@ fail:
 			UNIT_SKIP("%s", why_);               \
 	} while (0)
 
+/* Runs fn with two fresh VMs (saved from a, restored into b); skips when the
+ * host cannot make them. */
+static void with_two_vms(void (*fn)(struct kvm_fixture *a, struct kvm_fixture *b))
+{
+	struct kvm_fixture a, b;
+	OPEN_FIXTURE(a);
+	char why[256];
+	if (!fixture_open(&b, why, sizeof(why))) {
+		fixture_close(&a);
+		UNIT_SKIP("second VM: %s", why);
+	}
+	fn(&a, &b);
+	fixture_close(&a);
+	fixture_close(&b);
+}
+
 /* KVM_GET_MSRS or KVM_SET_MSRS of one MSR; 0 when KVM took it. */
 static int msr_rw(int fd, unsigned long req, uint32_t index, uint64_t *data)
 {
@@ -404,16 +420,7 @@ static void run_vcpu_round_trip(struct kvm_fixture *a, struct kvm_fixture *b)
 
 UNIT_TEST(test_vcpu_state_survives_save_and_restore_into_a_new_vm)
 {
-	struct kvm_fixture a, b;
-	OPEN_FIXTURE(a);
-	char why[256];
-	if (!fixture_open(&b, why, sizeof(why))) {
-		fixture_close(&a);
-		UNIT_SKIP("second VM: %s", why);
-	}
-	run_vcpu_round_trip(&a, &b);
-	fixture_close(&a);
-	fixture_close(&b);
+	with_two_vms(run_vcpu_round_trip);
 }
 
 UNIT_TEST(test_msr_index_list_has_kvm_msrs_and_mtrrs)
@@ -530,16 +537,7 @@ static void run_vcpu_bad_blobs(struct kvm_fixture *a, struct kvm_fixture *b)
 
 UNIT_TEST(test_vcpu_state_refuses_truncated_and_corrupt_blobs)
 {
-	struct kvm_fixture a, b;
-	OPEN_FIXTURE(a);
-	char why[256];
-	if (!fixture_open(&b, why, sizeof(why))) {
-		fixture_close(&a);
-		UNIT_SKIP("second VM: %s", why);
-	}
-	run_vcpu_bad_blobs(&a, &b);
-	fixture_close(&a);
-	fixture_close(&b);
+	with_two_vms(run_vcpu_bad_blobs);
 }
 
 /* What the first VM was given, as KVM reads it back there. */
@@ -638,16 +636,7 @@ static void run_vm_round_trip(struct kvm_fixture *a, struct kvm_fixture *b)
 
 UNIT_TEST(test_vm_state_survives_save_and_restore_into_a_new_vm)
 {
-	struct kvm_fixture a, b;
-	OPEN_FIXTURE(a);
-	char why[256];
-	if (!fixture_open(&b, why, sizeof(why))) {
-		fixture_close(&a);
-		UNIT_SKIP("second VM: %s", why);
-	}
-	run_vm_round_trip(&a, &b);
-	fixture_close(&a);
-	fixture_close(&b);
+	with_two_vms(run_vm_round_trip);
 }
 
 UNIT_MAIN("x86_vcpu_state")

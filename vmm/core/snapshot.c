@@ -87,11 +87,12 @@ void snapshot_writer_free(struct snapshot_writer *w)
 	*w = (struct snapshot_writer){0};
 }
 
-static int write_all_at(int fd, const void *data, size_t len, off_t off)
+/* All of [data, +len) written to or read from fd at off; 0 or -errno. */
+static int io_all_at(int fd, void *data, size_t len, off_t off, bool write)
 {
-	const uint8_t *p = data;
+	uint8_t *p = data;
 	while (len) {
-		ssize_t n = pwrite(fd, p, len, off);
+		ssize_t n = write ? pwrite(fd, p, len, off) : pread(fd, p, len, off);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
@@ -101,6 +102,17 @@ static int write_all_at(int fd, const void *data, size_t len, off_t off)
 		off += n;
 	}
 	return 0;
+}
+
+static int write_all_at(int fd, const void *data, size_t len, off_t off)
+{
+	/* io_all_at only reads from data when it writes. */
+	return io_all_at(fd, (void *)(uintptr_t)data, len, off, true);
+}
+
+static int read_all_at(int fd, void *data, size_t len, off_t off)
+{
+	return io_all_at(fd, data, len, off, false);
 }
 
 int snapshot_writer_finish(struct snapshot_writer *w, int dirfd, struct perr *err)
@@ -122,22 +134,6 @@ int snapshot_writer_finish(struct snapshot_writer *w, int dirfd, struct perr *er
 		perr_set(err, rc, "%s: write", SNAPSHOT_STATE_FILE);
 	snapshot_writer_free(w);
 	return rc;
-}
-
-static int read_all_at(int fd, void *data, size_t len, off_t off)
-{
-	uint8_t *p = data;
-	while (len) {
-		ssize_t n = pread(fd, p, len, off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		p += n;
-		len -= (size_t)n;
-		off += n;
-	}
-	return 0;
 }
 
 /* The section at *off: its name and payload, *off moved past it. */
