@@ -588,6 +588,7 @@ static void relay_handle_msg(struct relay *r, const struct agent_frame *f)
 }
 
 static void relay_on_conn(void *opaque, uint32_t events);
+static void relay_close_ready(struct relay *r);
 
 static void relay_send_requests(struct relay *r)
 {
@@ -653,6 +654,9 @@ static void relay_on_handshake(struct relay *r)
 			relay_handshake_failed(r);
 			return;
 		}
+		/* Connected: an announcement is moot now (a guest restored from a VM
+		 * template announced itself before its snapshot, and never again). */
+		relay_close_ready(r);
 		relay_send_requests(r);
 		return;
 	}

@@ -2,7 +2,7 @@
 # The container lifecycle through the petrel CLI with real guests: create ->
 # created, start -> running, kill -> stopped, delete leaves nothing; run's
 # exit statuses 0, 3 and 137; a VMM killed with SIGKILL reads as stopped;
-# the guest's agent announces itself to the relay.
+# the relay's announcement socket is gone once it is connected.
 . "$(dirname "$0")/helpers.bash"
 runtime_prepare
 
@@ -17,12 +17,14 @@ assert_eq "$(state_field c1 pid)" "$pid" "state's pid and the pid file"
 assert_eq "$(state_field c1 bundle)" "$T/b1" "state's bundle"
 [ "$(stat -c %a "$ROOT/c1")" = 700 ] || fail "the state dir is not 0700"
 grep -q "petrel-vmm" "/proc/$pid/cmdline" || fail "pid $pid is not petrel-vmm"
-# The agent announced itself (docs/agent-protocol.md): the relay removes its
-# announcement socket when the announcement comes, not when it polls.
+# The relay removes its announcement socket once it is connected to the agent
+# (docs/agent-protocol.md; a guest restored from a VM template announced itself
+# before its snapshot: tests/runtime/vm-template.sh).
 [ -S "$ROOT/c1/agent.sock" ] || fail "no agent.sock in the state dir"
-[ ! -e "$ROOT/c1/agent.sock_1025" ] || fail "agent.sock_1025 is still there: the agent did not announce itself"
+[ ! -e "$ROOT/c1/agent.sock_1025" ] || fail "agent.sock_1025 is still there after create"
 # With quiet (petrel's guest command line) the agent writes no info lines to the console.
-[ -s "$ROOT/c1/console.log" ] || fail "no guest console log in the state dir"
+# (A guest restored from a VM template may have written nothing to it yet.)
+[ -f "$ROOT/c1/console.log" ] || fail "no guest console log in the state dir"
 assert_not_contains "$ROOT/c1/console.log" "listening on vsock port" "the guest console"
 p list | grep -q "^c1 .*created" || { p list; fail "list does not show c1 created"; }
 
