@@ -1736,6 +1736,26 @@ int agent_connect_vsock(uint32_t cid, uint32_t port, struct perr *err)
 	return fd;
 }
 
+int agent_ready_listen(const char *uds_path, char *path, size_t size, struct perr *err)
+{
+	struct sockaddr_un addr = {.sun_family = AF_UNIX};
+	int n = snprintf(path, size, "%s_%u", uds_path, AGENT_READY_PORT);
+	if (n < 0 || (size_t)n >= size || (size_t)n >= sizeof(addr.sun_path))
+		return proto_error(err, -ENAMETOOLONG, "%s_%u: longer than a socket address",
+				   uds_path, AGENT_READY_PORT);
+	memcpy(addr.sun_path, path, (size_t)n + 1);
+	autoclose int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return perr_set(err, -errno, "unix socket");
+	unlink(path); /* a stale one from a killed VMM of the same container */
+	if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 || listen(fd, 4) < 0) {
+		int e = -errno;
+		unlink(path);
+		return perr_set(err, e, "listen on %s", path);
+	}
+	return steal_fd(&fd);
+}
+
 int agent_connect_hybrid(const char *uds_path, uint32_t port, struct perr *err)
 {
 	struct sockaddr_un addr = {.sun_family = AF_UNIX};

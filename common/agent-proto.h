@@ -281,5 +281,9 @@ void agent_mount_flags_free(struct agent_mount_flags *mf);
  * SOCK_CLOEXEC fd or -errno. */
 int agent_connect_vsock(uint32_t cid, uint32_t port, struct perr *err);
 int agent_connect_hybrid(const char *uds_path, uint32_t port, struct perr *err);
+/* Where the hybrid device brings the agent's announcement: listens on
+ * UDS_PATH_<AGENT_READY_PORT> (a stale socket there replaced), non-blocking,
+ * the path in path (size bytes). The listening fd or -errno. */
+int agent_ready_listen(const char *uds_path, char *path, size_t size, struct perr *err);
 
 #endif

@@ -5,14 +5,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "runtime/agent-session.h"
-
-static int64_t session_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 int agent_session_request(struct agent_session *s, const struct agent_msg *req,
 			  enum agent_msg_type want, struct agent_msg *reply, struct perr *err)
@@ -21,7 +15,7 @@ int agent_session_request(struct agent_session *s, const struct agent_msg *req,
 	int rc = agent_writer_msg(&s->wr, req, err);
 	if (rc < 0)
 		return rc;
-	int64_t deadline = session_now_ms() + s->timeout_ms;
+	int64_t deadline = monotonic_ms() + s->timeout_ms;
 	for (;;) {
 		rc = agent_writer_flush(&s->wr, s->fd);
 		if (rc < 0)
@@ -50,7 +44,7 @@ int agent_session_request(struct agent_session *s, const struct agent_msg *req,
 		}
 		if (nr < 0)
 			return nr;
-		int64_t left = deadline - session_now_ms();
+		int64_t left = deadline - monotonic_ms();
 		if (left <= 0)
 			return perr_setx(err, -ETIMEDOUT, "no %s from the agent within %u s",
 					 agent_msg_type_name(want), s->timeout_ms / 1000);

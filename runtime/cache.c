@@ -83,6 +83,16 @@ char *cache_read_file(const char *path, size_t *len)
 	return buf;
 }
 
+bool cache_file_matches(const char *path, const char *text, size_t len, bool whole)
+{
+	size_t stored_len = 0;
+	char *stored = cache_read_file(path, &stored_len);
+	bool same = stored && (whole ? stored_len == len : stored_len >= len) &&
+		    memcmp(stored, text, len) == 0;
+	free(stored);
+	return same;
+}
+
 void cache_evict_lru(const char *dir, unsigned keep,
 		     bool (*stamp)(const char *name, char *out, size_t size),
 		     void (*drop)(const char *dir, const char *name))

@@ -15,6 +15,9 @@ bool cache_dir(const char *env, const char *sub, char *out, size_t size);
 uint64_t cache_hash(const char *s, size_t len);
 /* A whole small file (at most 64 MiB), NUL-terminated; NULL on failure. */
 char *cache_read_file(const char *path, size_t *len);
+/* The file at path holds exactly text (whole), or begins with it. The key an
+ * entry was stored under decides, not its hash. */
+bool cache_file_matches(const char *path, const char *text, size_t len, bool whole);
 
 /* Keeps the `keep` most recently used entries of dir. stamp maps a name in
  * dir to the path (relative to dir) whose mtime says when the entry was last

@@ -10,14 +10,8 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/clock.h"
 #include "runtime/hooks.h"
-
-static int64_t hooks_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int hook_run_one(const struct oci_hook *h, const char *what, const char *state,
 			size_t state_len, struct perr *err)
@@ -57,7 +51,7 @@ static int hook_run_one(const struct oci_hook *h, const char *what, const char *
 		left -= (size_t)w;
 	}
 	close(pipefd[1]);
-	int64_t deadline = h->has_timeout ? hooks_now_ms() + (int64_t)h->timeout * 1000 : 0;
+	int64_t deadline = h->has_timeout ? monotonic_ms() + (int64_t)h->timeout * 1000 : 0;
 	int status;
 	for (;;) {
 		pid_t w = waitpid(pid, &status, h->has_timeout ? WNOHANG : 0);
@@ -67,7 +61,7 @@ static int hook_run_one(const struct oci_hook *h, const char *what, const char *
 			return perr_set(err, -errno, "%s: wait", what);
 		if (w == pid)
 			break;
-		if (hooks_now_ms() > deadline) {
+		if (monotonic_ms() > deadline) {
 			kill(pid, SIGKILL);
 			waitpid(pid, &status, 0);
 			return perr_setx(err, -ETIMEDOUT, "%s (%s): timed out after %d s", what,

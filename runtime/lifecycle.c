@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "netsetup/netsetup.h"
 #include "oci/seccomp.h"
@@ -34,13 +35,6 @@
 #include "runtime/vmm-launch.h"
 
 #define AGENT_REQUEST_TIMEOUT_MS (60 * 1000)
-
-static int64_t lc_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int mkdir_p(const char *path, mode_t mode)
 {
@@ -81,9 +75,9 @@ static int read_notify(int fd, unsigned timeout_s, const char *state_dir, struct
 {
 	char line[PERR_MSG_MAX];
 	size_t len = 0;
-	int64_t deadline = lc_now_ms() + (int64_t)timeout_s * 1000;
+	int64_t deadline = monotonic_ms() + (int64_t)timeout_s * 1000;
 	for (;;) {
-		int64_t left = deadline - lc_now_ms();
+		int64_t left = deadline - monotonic_ms();
 		if (left <= 0)
 			return perr_setx(
 			    err, -ETIMEDOUT,

@@ -98,6 +98,15 @@ static int qmp_execute(struct qmp_conn *c, const char *cmd, yajl_val *reply, str
 	return qmp_execute_args(c, cmd, NULL, reply, err);
 }
 
+/* A command whose reply carries nothing the caller needs. */
+static int qmp_do(struct qmp_conn *c, const char *cmd, const char *args, struct perr *err)
+{
+	yajl_val reply = NULL;
+	int rc = qmp_execute_args(c, cmd, args, &reply, err);
+	yajl_tree_free(reply);
+	return rc;
+}
+
 static int qmp_open(const char *path, struct qmp_conn *c, struct perr *err)
 {
 	struct sockaddr_un addr = {.sun_family = AF_UNIX};
@@ -115,12 +124,10 @@ static int qmp_open(const char *path, struct qmp_conn *c, struct perr *err)
 	}
 	char line[4096];
 	int rc = qmp_read_line(c, line, sizeof(line)); /* the greeting */
-	yajl_val reply = NULL;
 	if (rc < 0)
 		rc = perr_set(err, rc, "%s: QMP greeting", path);
 	else
-		rc = qmp_execute(c, "qmp_capabilities", &reply, err);
-	yajl_tree_free(reply);
+		rc = qmp_do(c, "qmp_capabilities", NULL, err);
 	if (rc < 0)
 		close(c->fd);
 	return rc;
@@ -132,9 +139,7 @@ int qmp_client_run(const char *socket_path, const char *command, struct perr *er
 	int rc = qmp_open(socket_path, &c, err);
 	if (rc < 0)
 		return rc;
-	yajl_val reply = NULL;
-	rc = qmp_execute(&c, command, &reply, err);
-	yajl_tree_free(reply);
+	rc = qmp_do(&c, command, NULL, err);
 	close(c.fd);
 	return rc;
 }
@@ -168,28 +173,20 @@ int qmp_client_snapshot_and_quit(const char *socket_path, const char *dir, struc
 	int rc = qmp_open(socket_path, &c, err);
 	if (rc < 0)
 		return rc;
-	yajl_val reply = NULL;
 	for (int attempt = 0;; attempt++) {
-		rc = qmp_execute(&c, "stop", &reply, err);
-		yajl_tree_free(reply);
-		reply = NULL;
-		if (rc < 0)
+		if ((rc = qmp_do(&c, "stop", NULL, err)) < 0)
 			break;
-		rc = qmp_execute_args(&c, "migrate", args, &reply, err);
-		yajl_tree_free(reply);
-		reply = NULL;
+		rc = qmp_do(&c, "migrate", args, err);
+		/* Busy (the vsock device's "connection(s) open or closing"): let the
+		 * guest finish closing, then again. */
 		if (rc == 0 || attempt == 100 || !strstr(err->msg, "connection"))
 			break;
-		rc = qmp_execute(&c, "cont", &reply, err);
-		yajl_tree_free(reply);
-		reply = NULL;
-		if (rc < 0)
+		if ((rc = qmp_do(&c, "cont", NULL, err)) < 0)
 			break;
 		usleep(20 * 1000);
 	}
 	struct perr quit_err = {0};
-	qmp_execute(&c, "quit", &reply, &quit_err);
-	yajl_tree_free(reply);
+	qmp_do(&c, "quit", NULL, &quit_err);
 	close(c.fd);
 	return rc;
 }
@@ -200,15 +197,11 @@ int qmp_client_balloon(const char *socket_path, uint64_t target, struct perr *er
 	int rc = qmp_open(socket_path, &c, err);
 	if (rc < 0)
 		return rc;
-	yajl_val reply = NULL;
 	char args[64];
 	snprintf(args, sizeof(args), "{\"value\": %llu}", (unsigned long long)target);
-	rc = qmp_execute_args(&c, "query-balloon", NULL, &reply, err);
-	yajl_tree_free(reply);
-	reply = NULL;
+	rc = qmp_do(&c, "query-balloon", NULL, err);
 	if (rc == 0)
-		rc = qmp_execute_args(&c, "balloon", args, &reply, err);
-	yajl_tree_free(reply);
+		rc = qmp_do(&c, "balloon", args, err);
 	close(c.fd);
 	return rc;
 }

@@ -37,6 +37,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "runtime/relay.h"
 #include "vmm/core/eventloop.h"
@@ -110,13 +111,6 @@ void relay_forwarded_signals(sigset_t *set)
 	sigemptyset(set);
 	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
 		sigaddset(set, sigs[i]);
-}
-
-static int64_t relay_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void relay_unwatch_conn(struct relay *r)
@@ -775,14 +769,14 @@ static void relay_on_timer(void *opaque, uint32_t events)
 	if (read(r->timer_fd, &ticks, sizeof(ticks)) < 0 && errno != EAGAIN)
 		return;
 	if (r->state == RELAY_CONNECTING) {
-		if (relay_now_ms() > r->deadline_ms) {
+		if (monotonic_ms() > r->deadline_ms) {
 			relay_fail(r, "the agent did not answer within %u s: %s",
 				   r->cfg.connect_timeout_ms / 1000,
 				   r->last_err.msg[0] ? r->last_err.msg : "no connection");
 			return;
 		}
 		relay_try_connect(r);
-	} else if (r->state == RELAY_HANDSHAKE && relay_now_ms() > r->deadline_ms) {
+	} else if (r->state == RELAY_HANDSHAKE && monotonic_ms() > r->deadline_ms) {
 		relay_fail(r, "%s: no reply to CONNECT %u", r->cfg.uds_path, r->cfg.port);
 	} else if (r->state >= RELAY_HELLO && r->timer_fd >= 0) {
 		/* Connected: the timer has done its job. */
@@ -820,25 +814,18 @@ static void relay_on_ready(void *opaque, uint32_t events)
 /* Best effort: without it the retry timer still finds the agent. */
 static void relay_listen_ready(struct relay *r)
 {
-	struct sockaddr_un addr = {.sun_family = AF_UNIX};
-	int n = snprintf(r->ready_path, sizeof(r->ready_path), "%s_%u", r->cfg.uds_path,
-			 AGENT_READY_PORT);
-	if (n < 0 || (size_t)n >= sizeof(addr.sun_path)) {
+	struct perr err;
+	int fd = agent_ready_listen(r->cfg.uds_path, r->ready_path, sizeof(r->ready_path), &err);
+	if (fd < 0) {
 		r->ready_path[0] = 0;
-		log_debug("relay: %s_%u does not fit a socket address; polling only",
-			  r->cfg.uds_path, AGENT_READY_PORT);
+		log_debug("relay: %s; polling only", err.msg);
 		return;
 	}
-	memcpy(addr.sun_path, r->ready_path, (size_t)n + 1);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return;
-	unlink(r->ready_path); /* a stale one from a killed VMM of the same container */
-	if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 || listen(fd, 4) < 0 ||
-	    eventloop_add(r->loop, fd, EPOLLIN, relay_on_ready, r) < 0) {
-		log_debug("relay: listen on %s: %s; polling only", r->ready_path, strerror(errno));
+	if (eventloop_add(r->loop, fd, EPOLLIN, relay_on_ready, r) < 0) {
+		log_debug("relay: watching %s failed; polling only", r->ready_path);
 		close(fd);
 		unlink(r->ready_path);
+		r->ready_path[0] = 0;
 		return;
 	}
 	r->ready_fd = fd;
@@ -867,7 +854,7 @@ int relay_start(struct eventloop *loop, const struct relay_config *cfg, struct r
 	relay_out_init(r, &r->err, cfg->err_fd);
 	agent_reader_init(&r->rd);
 	agent_writer_init(&r->wr);
-	r->deadline_ms = relay_now_ms() + cfg->connect_timeout_ms;
+	r->deadline_ms = monotonic_ms() + cfg->connect_timeout_ms;
 	int rc;
 
 	if (cfg->forward_signals) {

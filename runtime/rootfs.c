@@ -314,12 +314,7 @@ static int cache_lookup(const char *base, const char *manifest, size_t len, cons
 	*seen = false;
 	if (snprintf(path, sizeof(path), "%s.manifest", base) >= (int)sizeof(path))
 		return -ENAMETOOLONG;
-	size_t stored_len = 0;
-	/* Freed by hand, not autofree: only needed for the comparison. */
-	char *stored = cache_read_file(path, &stored_len);
-	bool same = stored && stored_len == len && memcmp(stored, manifest, len) == 0;
-	free(stored);
-	if (!same)
+	if (!cache_file_matches(path, manifest, len, true))
 		return -ENOENT;
 	*seen = true;
 	char image[PATH_MAX];

@@ -13,13 +13,13 @@
 #include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "common/agent-proto.h"
 #include "common/cleanup.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "netsetup/netsetup.h"
 #include "runtime/cache.h"
@@ -117,20 +117,12 @@ static int make_key(const struct vmm_launch *l, struct key_text *k)
 	return k->failed ? -ENOMEM : 0;
 }
 
-static bool file_equals(const char *path, const struct key_text *k)
-{
-	size_t len = 0;
-	char *stored = cache_read_file(path, &len);
-	bool same = stored && len == k->len && memcmp(stored, k->s, len) == 0;
-	free(stored);
-	return same;
-}
-
 /* An entry made for this key that has all of its snapshot. */
 static bool template_usable(const char *base, const struct key_text *k)
 {
 	char path[PATH_MAX];
-	if (!path_cat(path, sizeof(path), base, "/" TEMPLATE_KEY_FILE) || !file_equals(path, k))
+	if (!path_cat(path, sizeof(path), base, "/" TEMPLATE_KEY_FILE) ||
+	    !cache_file_matches(path, k->s, k->len, true))
 		return false;
 	return path_cat(path, sizeof(path), base, "/state") && access(path, R_OK) == 0;
 }
@@ -142,51 +134,15 @@ static bool recently_failed(const char *base, const struct key_text *k)
 	char path[PATH_MAX];
 	if (!path_cat(path, sizeof(path), base, ".failed"))
 		return false;
-	size_t len = 0;
-	char *stored = cache_read_file(path, &len);
-	bool same = stored && len >= k->len && memcmp(stored, k->s, k->len) == 0;
-	free(stored);
 	struct stat st;
-	return same && stat(path, &st) == 0 && time(NULL) - st.st_mtime < TEMPLATE_RETRY_S;
-}
-
-static void write_text(const char *path, const char *a, size_t a_len, const char *b)
-{
-	autoclose int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return;
-	if (write(fd, a, a_len) != (ssize_t)a_len || (b && write(fd, b, strlen(b)) < 0))
-		log_debug("%s: write: %s", path, strerror(errno));
-}
-
-static int announce_listen(const char *dir, struct perr *err)
-{
-	struct sockaddr_un addr = {.sun_family = AF_UNIX};
-	int n = snprintf(addr.sun_path, sizeof(addr.sun_path), "%s/agent.sock_1025", dir);
-	if (n < 0 || (size_t)n >= sizeof(addr.sun_path))
-		return perr_setx(err, -ENAMETOOLONG, "%s: socket path too long", dir);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return perr_set(err, -errno, "socket");
-	if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 || listen(fd, 1) < 0) {
-		int e = -errno;
-		close(fd);
-		return perr_set(err, e, "%s", addr.sun_path);
-	}
-	return fd;
-}
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return cache_file_matches(path, k->s, k->len, false) && stat(path, &st) == 0 &&
+	       time(NULL) - st.st_mtime < TEMPLATE_RETRY_S;
 }
 
 /* Waits for the template guest's agent to announce itself (docs/agent-protocol.md). */
 static int await_agent(int listen_fd, pid_t vmm, unsigned timeout_s, struct perr *err)
 {
-	int64_t deadline = now_ms() + (int64_t)timeout_s * 1000;
+	int64_t deadline = monotonic_ms() + (int64_t)timeout_s * 1000;
 	for (;;) {
 		int status;
 		if (waitpid(vmm, &status, WNOHANG) == vmm)
@@ -194,7 +150,7 @@ static int await_agent(int listen_fd, pid_t vmm, unsigned timeout_s, struct perr
 					 "petrel-vmm exited (status 0x%x) before the "
 					 "agent was up",
 					 status);
-		if (now_ms() > deadline)
+		if (monotonic_ms() > deadline)
 			return perr_setx(err, -ETIMEDOUT, "the guest's agent was not up after %u s",
 					 timeout_s);
 		struct pollfd p = {.fd = listen_fd, .events = POLLIN};
@@ -211,23 +167,12 @@ static int await_agent(int listen_fd, pid_t vmm, unsigned timeout_s, struct perr
 /* One connection to the agent's port through the hybrid vsock device, closed
  * at once: the agent then drops its announcement (it keeps it until its first
  * client), so that the snapshot finds no connection open. */
-static int agent_touch(const char *dir, struct perr *err)
+static int agent_touch(const char *uds_path, struct perr *err)
 {
-	struct sockaddr_un addr = {.sun_family = AF_UNIX};
-	int n = snprintf(addr.sun_path, sizeof(addr.sun_path), "%s/agent.sock", dir);
-	if (n < 0 || (size_t)n >= sizeof(addr.sun_path))
-		return perr_setx(err, -ENAMETOOLONG, "%s: socket path too long", dir);
-	autoclose int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0)
-		return perr_set(err, -errno, "%s", addr.sun_path);
-	char line[64];
-	n = snprintf(line, sizeof(line), "CONNECT %u\n", (unsigned)AGENT_VSOCK_PORT);
-	if (write(fd, line, (size_t)n) != n)
-		return perr_set(err, -errno, "%s: write", addr.sun_path);
-	struct pollfd p = {.fd = fd, .events = POLLIN};
-	ssize_t got = poll(&p, 1, 10 * 1000) == 1 ? read(fd, line, sizeof(line) - 1) : -1;
-	if (got < 2 || strncmp(line, "OK", 2) != 0)
-		return perr_setx(err, -ECONNREFUSED, "the agent did not accept a connection");
+	int fd = agent_connect_hybrid(uds_path, AGENT_VSOCK_PORT, err);
+	if (fd < 0)
+		return fd;
+	close(fd);
 	return 0;
 }
 
@@ -247,21 +192,27 @@ static void reap(pid_t vmm)
 static int template_build(const struct vmm_launch *l, const char *build, const char *base,
 			  const struct key_text *k, unsigned timeout_s, struct perr *err)
 {
-	char image[PATH_MAX], path[PATH_MAX];
+	char image[PATH_MAX], uds[PATH_MAX], ready[PATH_MAX], qmp[PATH_MAX], snap[PATH_MAX],
+	    key[PATH_MAX];
+	if (!path_cat(uds, sizeof(uds), build, "/agent.sock") ||
+	    !path_cat(qmp, sizeof(qmp), build, "/qmp.sock") ||
+	    !path_cat(snap, sizeof(snap), build, "/snap") ||
+	    !path_cat(key, sizeof(key), snap, "/" TEMPLATE_KEY_FILE))
+		return perr_setx(err, -ENAMETOOLONG, "%s: path too long", build);
 	struct vmm_launch t = template_launch(l, build, image, sizeof(image));
 	autoclose int disk = open(image, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (disk < 0)
 		return perr_set(err, -errno, "%s", image);
-	autoclose int listen_fd = announce_listen(build, err);
+	autoclose int listen_fd = agent_ready_listen(uds, ready, sizeof(ready), err);
 	if (listen_fd < 0)
 		return listen_fd;
 	autoclose int tap = -1;
 	autoclose int netns = -1;
-	int rc;
 	if (t.net && netsetup_netns_new_with_tap(NETSETUP_CONTAINER_TAP, &tap, &netns, err) < 0)
 		return perr_wrap(err, "a tap for the template VM");
 	char **argv = NULL;
-	if ((rc = vmm_launch_argv(&t, &argv, err)) < 0)
+	int rc = vmm_launch_argv(&t, &argv, err);
+	if (rc < 0)
 		return rc;
 	autoclose int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
 	pid_t vmm = -1;
@@ -272,28 +223,19 @@ static int template_build(const struct vmm_launch *l, const char *build, const c
 		return rc;
 	rc = await_agent(listen_fd, vmm, timeout_s, err);
 	if (rc == 0)
-		rc = agent_touch(build, err);
-	if (rc == 0)
-		usleep(TEMPLATE_SETTLE_MS * 1000);
+		rc = agent_touch(uds, err);
 	if (rc == 0) {
-		char qmp[PATH_MAX];
-		rc = path_cat(qmp, sizeof(qmp), build, "/qmp.sock") &&
-			     path_cat(path, sizeof(path), build, "/snap")
-			 ? qmp_client_snapshot_and_quit(qmp, path, err)
-			 : perr_setx(err, -ENAMETOOLONG, "%s: path too long", build);
+		usleep(TEMPLATE_SETTLE_MS * 1000);
+		rc = qmp_client_snapshot_and_quit(qmp, snap, err);
 	}
 	if (rc < 0)
 		kill(vmm, SIGKILL);
 	reap(vmm);
-	if (rc < 0)
+	if (rc < 0 || (rc = file_write_atomic(key, k->s, k->len, 0600, err)) < 0)
 		return rc;
-	if (path_cat(path, sizeof(path), build, "/snap/" TEMPLATE_KEY_FILE))
-		write_text(path, k->s, k->len, NULL);
-	if (!path_cat(path, sizeof(path), build, "/snap"))
-		return perr_setx(err, -ENAMETOOLONG, "%s: path too long", build);
 	/* The directory appears whole. */
-	if (rename(path, base) < 0)
-		return perr_set(err, -errno, "rename %s to %s", path, base);
+	if (rename(snap, base) < 0)
+		return perr_set(err, -errno, "rename %s to %s", snap, base);
 	return 0;
 }
 
@@ -359,10 +301,12 @@ void vm_template_get(const struct vmm_launch *l, unsigned timeout_s, char *out, 
 					template_entry_drop);
 		} else {
 			log_warn("VM template: %s; the guest boots instead", err.msg);
-			char reason[PERR_MSG_MAX + 2];
-			snprintf(reason, sizeof(reason), "%s\n", err.msg);
-			if (path_cat(path, sizeof(path), base, ".failed"))
-				write_text(path, k.s, k.len, reason);
+			char *failed = NULL;
+			struct perr ignored;
+			int n = asprintf(&failed, "%s%s\n", k.s, err.msg);
+			if (n > 0 && path_cat(path, sizeof(path), base, ".failed"))
+				file_write_atomic(path, failed, (size_t)n, 0600, &ignored);
+			free(failed);
 		}
 		struct perr rm_err;
 		if (build[strlen(build) - 1] != 'X' && remove_tree(build, &rm_err) < 0)

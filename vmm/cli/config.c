@@ -20,6 +20,7 @@
 
 #include "../../common/cleanup.h"
 #include "../../common/mac.h"
+#include "../core/snapshot.h"
 #include "keyval.h"
 
 #define CLI_MAX_OPTIONS 40
@@ -690,14 +691,14 @@ static int handle_mem_path(struct cli_parse *p, const struct cli_option *o, cons
 static int handle_incoming(struct cli_parse *p, const struct cli_option *o, const char *opt,
 			   const char *arg)
 {
-	static const char scheme[] = "file:";
-	if (strncmp(arg, scheme, sizeof(scheme) - 1) != 0 || !arg[sizeof(scheme) - 1])
+	const char *dir = snapshot_uri_dir(arg);
+	if (!dir)
 		return perr_setx(
 		    p->err, -EINVAL,
 		    "%s: '%.200s' is not a snapshot URI; allowed: file:DIR (a directory "
 		    "written by QMP migrate)",
 		    opt, arg);
-	return handle_path(p, o, opt, arg + sizeof(scheme) - 1);
+	return handle_path(p, o, opt, dir);
 }
 
 static int handle_container(struct cli_parse *p, const struct cli_option *o, const char *opt,

@@ -28,6 +28,13 @@ struct snapshot_section {
 	uint64_t len; /* payload bytes; the payload is padded to SNAPSHOT_ALIGN */
 };
 
+const char *snapshot_uri_dir(const char *uri)
+{
+	static const char scheme[] = "file:";
+	const char *dir = uri + sizeof(scheme) - 1;
+	return strncmp(uri, scheme, sizeof(scheme) - 1) == 0 && *dir ? dir : NULL;
+}
+
 static size_t snapshot_padded(size_t len)
 {
 	return (len + SNAPSHOT_ALIGN - 1) & ~(size_t)(SNAPSHOT_ALIGN - 1);

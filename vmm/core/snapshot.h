@@ -23,6 +23,10 @@
 #define SNAPSHOT_SECTION_NAME_MAX 32 /* with the NUL */
 #define SNAPSHOT_STATE_MAX	  (16u << 20)
 
+/* The directory of a "file:DIR" URI (QMP migrate, -incoming), or NULL for any
+ * other URI or an empty DIR. */
+const char *snapshot_uri_dir(const char *uri);
+
 struct snapshot_writer {
 	uint8_t *buf;
 	size_t len, cap;

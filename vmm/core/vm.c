@@ -607,6 +607,13 @@ static int vm_map_anonymous(struct vm *vm, struct perr *err)
 	return 0;
 }
 
+/* Guest RAM in a core dump is large and holds the guest's secrets. */
+static void vm_advise_dump(struct vm *vm, const struct vmm_config *cfg)
+{
+	if (!cfg->dump_guest_core && madvise(vm->ram, vm->ram_size, MADV_DONTDUMP) < 0)
+		log_warn("dump-guest-core=off: madvise: %s", strerror(errno));
+}
+
 static int vm_setup_memory(struct vm *vm, const struct vmm_config *cfg, struct perr *err)
 {
 	x86_ram_split(cfg->mem_bytes, &vm->ram_layout);
@@ -621,9 +628,7 @@ static int vm_setup_memory(struct vm *vm, const struct vmm_config *cfg, struct p
 		rc = vm_map_anonymous(vm, err);
 	if (rc < 0)
 		return rc;
-	/* Guest RAM in a core dump is large and holds the guest's secrets. */
-	if (!cfg->dump_guest_core && madvise(vm->ram, vm->ram_size, MADV_DONTDUMP) < 0)
-		log_warn("dump-guest-core=off: madvise: %s", strerror(errno));
+	vm_advise_dump(vm, cfg);
 
 	rc = vm_add_memslot(vm, 0, 0, vm->ram_layout.low_size, vm->ram, err);
 	if (rc == 0 && vm->ram_layout.high_size)
@@ -1325,25 +1330,27 @@ int vm_snapshot_save(struct vm *vm, const char *dir, struct perr *err)
 	return rc < 0 ? perr_wrap(err, "%s", dir) : 0;
 }
 
-static int vm_find_sized(const struct snapshot_reader *r, const char *name, void *out, size_t size,
-			 struct perr *err)
-{
-	const void *data;
-	size_t len;
-	if (snapshot_reader_find(r, name, &data, &len) < 0)
-		return perr_setx(err, -EINVAL, "the snapshot has no section '%s'", name);
-	if (len != size)
-		return perr_setx(err, -EINVAL, "section '%s': %zu bytes, expected %zu", name, len,
-				 size);
-	memcpy(out, data, size);
-	return 0;
-}
-
 static int vm_find_blob(const struct snapshot_reader *r, const char *name, const void **data,
 			size_t *len, struct perr *err)
 {
 	if (snapshot_reader_find(r, name, data, len) < 0)
 		return perr_setx(err, -EINVAL, "the snapshot has no section '%s'", name);
+	return 0;
+}
+
+/* A section holding exactly one struct of size bytes, copied to out. */
+static int vm_find_sized(const struct snapshot_reader *r, const char *name, void *out, size_t size,
+			 struct perr *err)
+{
+	const void *data;
+	size_t len;
+	int rc = vm_find_blob(r, name, &data, &len, err);
+	if (rc < 0)
+		return rc;
+	if (len != size)
+		return perr_setx(err, -EINVAL, "section '%s': %zu bytes, expected %zu", name, len,
+				 size);
+	memcpy(out, data, size);
 	return 0;
 }
 
@@ -1416,13 +1423,15 @@ static int vm_restore(struct vm *vm, const struct vmm_config *cfg, struct perr *
 	if (rc == 0) {
 		rc = vm_restore_check_machine(vm, &r, err);
 		/* Anonymous RAM becomes a private mapping of the file (read as the
-		 * guest touches it); hugetlbfs or shared RAM keeps its backing. */
-		if (rc == 0 && vm->ram_fd < 0)
+		 * guest touches it; the new mapping is advised again); hugetlbfs or
+		 * shared RAM keeps its backing. */
+		if (rc == 0 && vm->ram_fd < 0) {
 			rc = snapshot_memory_map(dirfd, vm->ram, vm->ram_size, err);
-		else if (rc == 0)
+			if (rc == 0)
+				vm_advise_dump(vm, cfg);
+		} else if (rc == 0) {
 			rc = snapshot_memory_load(dirfd, vm->ram, vm->ram_size, err);
-		if (rc == 0 && !cfg->dump_guest_core)
-			madvise(vm->ram, vm->ram_size, MADV_DONTDUMP);
+		}
 		if (rc == 0)
 			rc = vm_restore_sections(vm, &r, err);
 		snapshot_reader_free(&r);

@@ -3,17 +3,16 @@
  * be paused (stop); the snapshot is written before the reply, so the reply
  * means the directory is complete. -incoming file:DIR restores it.
  */
-#include <string.h>
-
 #include "../../common/cleanup.h"
+#include "../core/snapshot.h"
 #include "qmp-internal.h"
 
 static int qmp_cmd_migrate(struct qmp_session *s, yajl_val args, yajl_gen out,
 			   struct qmp_error *err)
 {
-	static const char scheme[] = "file:";
 	const char *uri = qmp_arg_string(args, "uri");
-	if (strncmp(uri, scheme, sizeof(scheme) - 1) != 0 || !uri[sizeof(scheme) - 1])
+	const char *dir = snapshot_uri_dir(uri);
+	if (!dir)
 		return qmp_error_set(err, QMP_ERROR_GENERIC,
 				     "Parameter 'uri' expects file:DIR (a snapshot directory); "
 				     "got '%.200s'",
@@ -21,7 +20,7 @@ static int qmp_cmd_migrate(struct qmp_session *s, yajl_val args, yajl_gen out,
 	if (!s->be->snapshot_save)
 		return qmp_error_set(err, QMP_ERROR_GENERIC, "Snapshots are not supported here");
 	struct perr perr = {0};
-	if (s->be->snapshot_save(s->be_opaque, uri + sizeof(scheme) - 1, &perr) < 0)
+	if (s->be->snapshot_save(s->be_opaque, dir, &perr) < 0)
 		return qmp_error_from_perr(err, &perr);
 	qmp_gen_empty_object(out);
 	return 0;

@@ -573,6 +573,11 @@ static void mmio_reg_write(struct virtio_mmio *t, uint64_t reg, uint32_t v)
 	}
 }
 
+static uint32_t mmio_config_size(struct virtio_mmio *t)
+{
+	return t->dev->ops->config_size ? t->dev->ops->config_size(t->dev) : 0;
+}
+
 static bool mmio_config_access_ok(struct virtio_mmio *t, uint64_t off, unsigned len)
 {
 	/* §4.2.2.2: 8-, 16- and 32-bit accesses, naturally aligned. */
@@ -581,7 +586,7 @@ static bool mmio_config_access_ok(struct virtio_mmio *t, uint64_t off, unsigned 
 				(unsigned long long)off);
 		return false;
 	}
-	uint32_t size = t->dev->ops->config_size ? t->dev->ops->config_size(t->dev) : 0;
+	uint32_t size = mmio_config_size(t);
 	if (off >= size || len > size - off) {
 		mmio_guest_warn(t, "config access [0x%llx, +%u) beyond config size %u",
 				(unsigned long long)off, len, size);
@@ -1013,7 +1018,7 @@ struct mmio_saved_queue {
 
 static uint32_t mmio_config_len(struct virtio_mmio *t)
 {
-	uint32_t size = t->dev->ops->config_size ? t->dev->ops->config_size(t->dev) : 0;
+	uint32_t size = mmio_config_size(t);
 	return size < MMIO_SAVED_CONFIG_MAX ? size : MMIO_SAVED_CONFIG_MAX;
 }
 
