@@ -382,7 +382,11 @@ static int create_steps(const struct petrel_create_opts *o, struct create_ctx *c
 		c->pty_slave = -1;
 	}
 	if ((rc = read_notify(c->notify_r, conf.create_timeout, c->state_dir, err)) < 0) {
-		if (l.incoming) {
+		/* Only the VMM's own restore failure names "-incoming DIR"; the
+		 * container's errors (the agent's) leave the template alone. */
+		char restore[PATH_MAX + 16];
+		snprintf(restore, sizeof(restore), "-incoming %s", template_dir);
+		if (l.incoming && strstr(err->msg, restore)) {
 			/* The next create makes the template again, or boots. */
 			vm_template_discard(l.incoming);
 			perr_wrap(err, "restoring VM template %s (removed)", l.incoming);

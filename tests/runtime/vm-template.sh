@@ -4,7 +4,8 @@
 # restore it (petrel-vmm -incoming) instead of booting. A restored container
 # has its own root disk, the host's clock and its own random bytes; another
 # initrd is another template; a template that cannot be restored fails that
-# create with a clear message and is removed, and the next create works;
+# create with a clear message and is removed, and the next create works; a
+# container the agent refuses fails with its own error and keeps the template;
 # vm_templates = off boots every guest.
 . "$(dirname "$0")/helpers.bash"
 runtime_prepare
@@ -69,6 +70,13 @@ assert_root_empty
 p run --bundle "$T/b" t7 </dev/null >"$T/t7.out" 2>&1 || { cat "$T/t7.out"; fail "run t7 after a broken template failed"; }
 assert_contains "$T/t7.out" "marker-from-the-bundle"
 [ -s "$tpl2/state" ] || fail "the template was not made again"
+
+step "a container the agent cannot start: its own error, the template stays"
+make_bundle "$T/bx" '["no-such-program"]'
+expect_fail "$T/t9" "no-such-program" create --bundle "$T/bx" t9
+assert_not_contains "$T/t9" "VM template" "the error of a container the agent refused"
+[ -s "$tpl2/state" ] || fail "a container's own error removed the template"
+assert_root_empty
 
 step "vm_templates = off boots the guest"
 echo "vm_templates = off" >>"$PETREL_CONF"
